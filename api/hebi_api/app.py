@@ -1,0 +1,33 @@
+"""The API's app factory: ``create_app()`` builds the Flask app of one user's session.
+
+Run by the launcher as ``gunicorn 'hebi_api.app:create_app()'`` with HEBI_CONFIG and the session's
+HEBI_SESSION_* variables set. Nothing happens at import time.
+"""
+from __future__ import annotations
+
+from flask import Flask
+
+from hebi_common.config import HebiConfig, load_config
+from hebi_common.logs import setup_logging
+from hebi_common.savu.catalogue import load_catalogue
+from hebi_common.session import SessionContext, install_flask_session_guard
+
+from . import files, health, plugins
+
+
+def create_app(config: HebiConfig | None = None, context: SessionContext | None = None) -> Flask:
+    config = config or load_config()
+    context = context or SessionContext.from_environment(config)
+    setup_logging("api", config.logging.level)
+
+    app = Flask("hebi_api")
+    app.config["MAX_CONTENT_LENGTH"] = None  # uploads stream; files.py enforces session.max_upload_bytes
+    app.extensions["hebi"] = {
+        "config": config,
+        "context": context,
+        "catalogue": load_catalogue(config.session.plugin_catalogue),
+    }
+    install_flask_session_guard(app, context)
+    for blueprint in (health.blueprint, plugins.blueprint, files.blueprint):
+        app.register_blueprint(blueprint, url_prefix="/api")
+    return app

@@ -1,0 +1,165 @@
+"""hebi's configuration: one YAML file plus environment overrides, validated once at start.
+
+The file is named by ``--config`` or ``HEBI_CONFIG``. Any environment variable ``HEBI_<SECTION>__<KEY>``
+(double underscore between levels) overrides one key, e.g. ``HEBI_GATEWAY__PORT=8080``; its value is read
+as a YAML scalar, so ``true``, ``8080`` and ``[a, b]`` mean what they say. Every component loads the whole
+document, so a misspelt key anywhere is caught at the start of whichever component starts first, with a
+message naming the key.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "HEBI_"
+ROOT_NAMES = ("data", "processing", "output")
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the admin who wrote the file."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class RootConfig(_Section):
+    #: Folder of this root; ``{user}`` and ``{home}`` are replaced with the session's user.
+    path: str
+    writable: bool = False
+
+
+class SessionConfig(_Section):
+    """What a user's session (API + dataserver) serves."""
+
+    roots: dict[str, RootConfig] = Field(default_factory=dict)
+    #: Largest request body the API stores (uploads); larger ones get 413.
+    max_upload_bytes: int = Field(default=10 * 1024**3, gt=0)
+    #: Where the API keeps the user's own state (job registry, ...). ``{user}``/``{home}`` expand.
+    state_dir: str = "{home}/.hebi"
+    #: ``auto``: a real Savu's plugins when ``savu`` imports, else the bundled catalogue.
+    plugin_catalogue: Literal["auto", "bundled", "savu"] = "auto"
+
+    @field_validator("roots")
+    @classmethod
+    def _known_roots(cls, roots: dict[str, RootConfig]) -> dict[str, RootConfig]:
+        unknown = sorted(set(roots) - set(ROOT_NAMES))
+        if unknown:
+            raise ValueError(f"unknown root {unknown[0]!r}; the roots are {', '.join(ROOT_NAMES)}")
+        return roots
+
+
+class LocalLauncherConfig(_Section):
+    """The ``local`` launcher: each user's session as processes on this machine."""
+
+    #: Session records, sockets and logs live here, one folder per user.
+    state_dir: str = "/var/lib/hebi/sessions"
+    #: The built web app (``web/dist``) that the session's nginx serves.
+    web_root: str = ""
+    #: The session's nginx config template (``web/nginx/session.conf.template``).
+    nginx_template: str = ""
+    #: ``auto``: nginx when installed, else the built-in router; ``required``: fail without nginx.
+    nginx: Literal["auto", "required", "off"] = "auto"
+    nginx_binary: str = "nginx"
+    start_timeout: float = Field(default=30.0, gt=0)
+    #: Python interpreter that runs the session's API and dataserver.
+    python: str = ""
+
+
+class LauncherConfig(_Section):
+    backend: Literal["local"] = "local"
+    local: LocalLauncherConfig = Field(default_factory=LocalLauncherConfig)
+
+
+class GatewayConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    #: Users file (local accounts) and login records live here.
+    state_dir: str = "/var/lib/hebi/gateway"
+    #: ``auto``: Secure cookies when the request came over HTTPS (directly or per X-Forwarded-Proto).
+    cookie_secure: Literal["auto", "always", "never"] = "auto"
+    #: How long a login lasts without use.
+    login_max_age: int = Field(default=12 * 3600, gt=0)
+    #: Trust X-Forwarded-Proto from a TLS-terminating proxy in front of the gateway.
+    trust_forwarded_proto: bool = False
+
+
+class HebiConfig(_Section):
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    launcher: LauncherConfig = Field(default_factory=LauncherConfig)
+    session: SessionConfig = Field(default_factory=SessionConfig)
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                environ: Mapping[str, str] | None = None) -> HebiConfig:
+    """Read, override and validate the configuration; raise ConfigError naming the bad key."""
+    environ = os.environ if environ is None else environ
+    path = path if path is not None else environ.get("HEBI_CONFIG")
+    document: dict[str, Any] = {}
+    source = "the environment"
+    if path:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read the configuration file: {err.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections, not {type(loaded).__name__}")
+        document = loaded
+    for name, raw in sorted(environ.items()):
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            keys = name[len(ENV_PREFIX):].lower().split("__")
+            if not all(keys):
+                raise ConfigError(f"{name}: empty key in environment override")
+            _set_path(document, keys, _env_value(raw), name)
+    try:
+        return HebiConfig.model_validate(document)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "unknown key (misspelt?)"
+        got = first.get("input")
+        shown = "" if first["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
+        more = f"; and {err.error_count() - 1} more problem(s)" if err.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {key}: {message}{shown}{more}") from None
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def _set_path(document: dict[str, Any], keys: list[str], value: Any, name: str) -> None:
+    node = document
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{name}: '{key}' is not a section, cannot override a key inside it")
+        node = child
+    node[keys[-1]] = value
+
+
+def require_real() -> bool:
+    """True under HEBI_REQUIRE_REAL=1: a real component that cannot start is an error, never a fallback."""
+    return os.environ.get("HEBI_REQUIRE_REAL", "") not in ("", "0", "false", "no")

@@ -1,0 +1,90 @@
+"""``hebi-gateway``: run the gateway, and manage its local accounts.
+
+    hebi-gateway serve                      listen on gateway.host:gateway.port
+    hebi-gateway adduser alice              asks for a password (or --password-stdin, --random-password)
+    hebi-gateway users                      list the accounts
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import secrets
+import socket
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from hebi_common.config import ConfigError, load_config
+from hebi_common.identity import IdentityError
+from hebi_common.logs import setup_logging
+from pod_launcher import LauncherError
+
+from .accounts import AccountError, UsersFile
+
+
+def _serve(config, config_path: str | None) -> None:
+    from .app import create_app
+    log = setup_logging("gateway", config.logging.level)
+    app = create_app(config, config_path=config_path)
+    # Bind here so port 0 works: the chosen port is printed for scripts (the demo, the tests) to read.
+    sock = socket.socket(socket.AF_INET6 if ":" in config.gateway.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.gateway.host, config.gateway.port))
+    host, port = sock.getsockname()[:2]
+    print(f"hebi-gateway: listening on http://{host}:{port}/", flush=True)
+    log.info("gateway listening on %s:%s", host, port)
+    web.run_app(app, sock=sock, print=None, access_log=None, handle_signals=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hebi-gateway", description="hebi's authenticating gateway")
+    parser.add_argument("--config", default=os.environ.get("HEBI_CONFIG"), help="hebi's YAML configuration")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the gateway")
+    add = commands.add_parser("adduser", help="add a local account, or set its password")
+    add.add_argument("name")
+    how = add.add_mutually_exclusive_group()
+    how.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    how.add_argument("--random-password", action="store_true", help="make one up and print it")
+    add.add_argument("--uid", type=int)
+    add.add_argument("--gid", type=int)
+    add.add_argument("--home")
+    add.add_argument("--groups", help="comma-separated")
+    commands.add_parser("users", help="list the local accounts")
+    args = parser.parse_args(argv)
+
+    try:
+        config = load_config(args.config)
+        if args.command == "serve":
+            _serve(config, args.config)
+            return 0
+        users = UsersFile(Path(config.gateway.state_dir) / "users.yaml")
+        if args.command == "users":
+            print("\n".join(users.names()) or "no accounts")
+        elif args.command == "adduser":
+            if args.random_password:
+                password = secrets.token_urlsafe(12)
+            elif args.password_stdin:
+                password = sys.stdin.readline().rstrip("\n")
+            else:
+                password = getpass.getpass(f"password for {args.name}: ")
+                if getpass.getpass("again: ") != password:
+                    raise AccountError("the passwords differ")
+            fields = {k: v for k, v in (("uid", args.uid), ("gid", args.gid), ("home", args.home)) if v is not None}
+            if args.groups:
+                fields["groups"] = [g.strip() for g in args.groups.split(",") if g.strip()]
+            users.set_password(args.name, password, **fields)
+            print(f"{args.name}: password {password}" if args.random_password else f"{args.name}: saved")
+    except (ConfigError, AccountError, IdentityError, LauncherError) as err:
+        print(f"hebi-gateway: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"hebi-gateway: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""Users' sessions: the launcher interface, its backends, and the admin CLI ``pod_launcher``.
+
+``make_launcher(config)`` returns the backend the configuration names; see base.Launcher for the interface.
+"""
+from .base import Launcher, LauncherError, SessionInfo, make_launcher
+
+__all__ = ["Launcher", "LauncherError", "SessionInfo", "make_launcher"]

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what is missing for `make demo` / `make test`, and nothing that is already there:
+#   - Debian packages of the real components (as root; otherwise says what to install),
+#   - every hebi component, editable, into one project-local virtual environment (.venv),
+#   - the web app's npm packages and its build (web/dist).
+# Usage: scripts/bootstrap.sh demo|test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+purpose=${1:-demo}
+say() { printf 'bootstrap: %s\n' "$*"; }
+
+require_real=${HEBI_REQUIRE_REAL:-0}
+case "$purpose" in
+  demo) parts=(nginx) ;;
+  test) parts=(nginx chromium) ;;
+  *) echo "usage: $0 demo|test" >&2; exit 2 ;;
+esac
+if ! scripts/install-system.sh "${parts[@]}"; then
+  if [ "$require_real" != 0 ]; then
+    say "HEBI_REQUIRE_REAL=1 and real components are missing: failing"; exit 1
+  fi
+  say "continuing without them: the demo uses its built-in router instead of nginx, browser tests are skipped"
+fi
+
+# Python: one venv with every component installed editable (each also installs alone from its folder).
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "bootstrap: hebi needs Python 3.11 or newer ($python is $("$python" --version 2>&1))" >&2; exit 1
+fi
+stamp=.venv/.hebi-installed
+inputs=(requirements-dev.txt common/pyproject.toml api/pyproject.toml dataserver/pyproject.toml
+        kubernetes/pod_launcher/pyproject.toml kubernetes/gateway/pyproject.toml)
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  "$python" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ -n "$(find "${inputs[@]}" -newer "$stamp" 2>/dev/null)" ]; then
+  say "installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r requirements-dev.txt \
+    -e common -e api -e dataserver -e kubernetes/pod_launcher -e kubernetes/gateway
+  touch "$stamp"
+fi
+
+# Web: npm packages from the lock file, then the production build.
+if ! command -v npm >/dev/null; then
+  echo "bootstrap: npm (Node 20+) is needed to build the web app" >&2; exit 1
+fi
+if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/index.html web/package.json web/vite.config.ts -newer web/dist/index.html 2>/dev/null)" ]; then
+  say "building the web app"
+  (cd web && npm run --silent build)
+fi

@@ -1,0 +1,58 @@
+"""``make demo``: hebi on this machine with a sample scan and a demo account.
+
+Prints the URL and a login, then runs until Ctrl-C, which stops the gateway and every session it started.
+Everything lives in .demo/ of the repository; a new random password is set on every start.
+"""
+from __future__ import annotations
+
+import secrets
+import signal
+import socket
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import local_system  # noqa: E402
+from make_sample_data import write_nxtomo  # noqa: E402
+
+USER = "demo"
+
+
+def free_port(preferred: int = 8000) -> int:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            return 0
+
+
+def main() -> int:
+    base = local_system.REPO / ".demo"
+    config = local_system.write_config(base, port=free_port())
+    password = secrets.token_urlsafe(9)
+    local_system.add_user(config, USER, password)
+    folders = local_system.user_folders(config, USER)
+    sample = folders["data"] / "sample_tomo.nxs"
+    if not sample.exists():
+        write_nxtomo(sample)
+    gateway = local_system.Gateway(config)
+    print(f"URL: {gateway.url}")
+    print(f"Login: {USER} {password}")
+    print("(Ctrl-C stops hebi; logs are in .demo/)", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        gateway.process.wait()
+        print("the gateway stopped by itself; see .demo/gateway.log", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping hebi...", flush=True)
+        return 0
+    finally:
+        gateway.stop()
+        local_system.stop_all_sessions(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

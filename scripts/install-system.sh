@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages hebi's demo and tests run for real: nginx (the session's router and
+# the gateway's front) and Chromium (the browser the UI tests drive). Needs root; without root it only
+# reports what is missing, so the caller can say so clearly (or fail under HEBI_REQUIRE_REAL=1).
+#
+# Usage: scripts/install-system.sh [nginx] [chromium] ...   (no argument = the demo's set)
+set -euo pipefail
+
+want=("$@")
+[ ${#want[@]} -gt 0 ] || want=(nginx)
+
+declare -A packages=(
+  [nginx]="nginx-light"
+  [chromium]="chromium chromium-driver fonts-dejavu-core"
+)
+declare -A probe=(
+  [nginx]="nginx"
+  [chromium]="chromium"
+)
+
+missing=()
+for part in "${want[@]}"; do
+  [ -n "${packages[$part]:-}" ] || { echo "install-system: unknown part '$part'" >&2; exit 2; }
+  command -v "${probe[$part]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${probe[$part]}" ] || missing+=("$part")
+done
+[ ${#missing[@]} -gt 0 ] || exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "install-system: missing ${missing[*]} and not root: install them with" >&2
+  for part in "${missing[@]}"; do echo "    apt-get install ${packages[$part]}" >&2; done
+  exit 1
+fi
+
+pkgs=()
+for part in "${missing[@]}"; do pkgs+=(${packages[$part]}); done
+echo "install-system: installing ${pkgs[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# apt never starts daemons here (policy-rc.d); hebi starts its own nginx with its own config.
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null

@@ -1,0 +1,101 @@
+"""The whole of hebi on one machine: a configuration for a base folder, and the gateway started on it.
+
+Used by ``make demo`` (scripts/demo.py) and by the end-to-end tests, so both run the system the same way.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SOCKET_ROOM = 40  # "/<user>/session.sock" and friends must fit in a Unix socket path
+
+
+def write_config(base: Path, *, port: int = 0, nginx: str = "auto", users_root: Path | None = None) -> Path:
+    """A configuration keeping everything of this system under ``base``; returns its path."""
+    base = base.resolve()
+    users_root = (users_root or base / "users").resolve()
+    sessions = base / "sessions"
+    if len(str(sessions)) + SOCKET_ROOM > 100:
+        # Unix socket paths are limited to ~100 bytes: put the sessions' sockets somewhere short.
+        sessions = Path(tempfile.mkdtemp(prefix="hebi-", dir="/tmp"))
+    config = {
+        "logging": {"level": "info"},
+        "gateway": {"host": "127.0.0.1", "port": port, "state_dir": str(base / "gateway")},
+        "launcher": {"backend": "local", "local": {
+            "state_dir": str(sessions),
+            "web_root": str(REPO / "web" / "dist"),
+            "nginx_template": str(REPO / "web" / "nginx" / "session.conf.template"),
+            "nginx": nginx,
+            "python": sys.executable,
+        }},
+        "session": {"roots": {name: {"path": str(users_root / "{user}" / name), "writable": True}
+                              for name in ("data", "processing", "output")}},
+    }
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / "hebi.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def user_folders(config_path: Path, user: str) -> dict[str, Path]:
+    """Create (if missing) and return the user's root folders named by the configuration."""
+    config = yaml.safe_load(config_path.read_text())
+    folders = {}
+    for name, root in config["session"]["roots"].items():
+        folder = Path(root["path"].replace("{user}", user))
+        folder.mkdir(parents=True, exist_ok=True)
+        folders[name] = folder
+    return folders
+
+
+def add_user(config_path: Path, user: str, password: str) -> None:
+    subprocess.run([sys.executable, "-m", "hebi_gateway", "--config", str(config_path), "adduser", user,
+                    "--password-stdin"], input=password + "\n", text=True, check=True, capture_output=True)
+    user_folders(config_path, user)
+
+
+class Gateway:
+    """``hebi-gateway serve`` as a child process; ``url`` is where it listens."""
+
+    def __init__(self, config_path: Path, env: dict[str, str] | None = None, timeout: float = 30):
+        self.config_path = config_path
+        log_path = config_path.parent / "gateway.log"
+        self.log = open(log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-u", "-m", "hebi_gateway", "--config", str(config_path), "serve"],
+            stdout=subprocess.PIPE, stderr=self.log, env=dict(os.environ, **(env or {})), text=True)
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            match = re.search(r"listening on (http://\S+)", line)
+            if match:
+                self.url = match.group(1)
+                return
+            if not line and self.process.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"the gateway did not start: {log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def stop_all_sessions(config_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pod_launcher", "--config", str(config_path), "stop", "--all"],
+                   capture_output=True)
