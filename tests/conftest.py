@@ -1,0 +1,136 @@
+"""Fixtures every test may use: a session's config and signed Flask clients for unit-level tests, and
+the whole system (gateway + local launcher + nginx) started once per test run for end-to-end tests.
+
+Real components: where one is missing, tests that need it are skipped with the reason, except under
+HEBI_REQUIRE_REAL=1 (CI), where a missing real component fails the run.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+
+import local_system  # noqa: E402
+
+from hebi_common.config import HebiConfig, require_real  # noqa: E402
+from hebi_common.identity import HEADER, Identity, sign_identity  # noqa: E402
+from hebi_common.sandbox import Roots  # noqa: E402
+from hebi_common.session import SessionContext  # noqa: E402
+
+FIXTURES = REPO.parent / "shared" / "fixtures" / "savu"
+PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-22"}
+
+
+def real_component(name: str, available: bool, how: str) -> None:
+    """Skip (or, under HEBI_REQUIRE_REAL=1, fail) when a real component is not available."""
+    if available:
+        return
+    message = f"{name} is not available: {how}"
+    if require_real():
+        pytest.fail(f"HEBI_REQUIRE_REAL=1: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+# -- unit level: one session's Flask apps, called in-process with a signed identity -----------------
+
+@pytest.fixture
+def roots_dir(tmp_path: Path) -> Path:
+    for name in ("data", "processing", "output"):
+        (tmp_path / "roots" / name).mkdir(parents=True)
+    return tmp_path / "roots"
+
+
+@pytest.fixture
+def session_config(roots_dir: Path) -> HebiConfig:
+    return HebiConfig.model_validate({"session": {
+        "roots": {"data": {"path": str(roots_dir / "data"), "writable": False},
+                  "processing": {"path": str(roots_dir / "processing"), "writable": True},
+                  "output": {"path": str(roots_dir / "output"), "writable": True}},
+        "max_upload_bytes": 1024 * 1024,
+        "state_dir": str(roots_dir.parent / "state")}})
+
+
+@pytest.fixture
+def session_context(session_config: HebiConfig) -> SessionContext:
+    return SessionContext(user="alice", home="", secret="test-secret",
+                          roots=Roots.from_config(session_config.session.roots, "alice"))
+
+
+def signed_client(app, context: SessionContext, user: str | None = None):
+    """A Flask test client whose requests carry the gateway's signed identity header."""
+    client = app.test_client()
+    identity = Identity(user=user or context.user)
+    client.environ_base["HTTP_" + HEADER.upper().replace("-", "_")] = sign_identity(identity, context.secret)
+    return client
+
+
+@pytest.fixture
+def api_app(session_config, session_context):
+    from hebi_api.app import create_app
+    return create_app(session_config, session_context)
+
+
+@pytest.fixture
+def api(api_app, session_context):
+    return signed_client(api_app, session_context)
+
+
+@pytest.fixture
+def dataserver_app(session_config, session_context):
+    from hebi_dataserver.app import create_app
+    return create_app(session_config, session_context)
+
+
+@pytest.fixture
+def dataserver(dataserver_app, session_context):
+    return signed_client(dataserver_app, session_context)
+
+
+# -- end to end: the whole system on loopback ---------------------------------------------------------
+
+class System:
+    def __init__(self, base: Path, config_path: Path, gateway: local_system.Gateway):
+        self.base = base
+        self.config_path = config_path
+        self.gateway = gateway
+        self.url = gateway.url.rstrip("/")
+
+    def login(self, user: str, password: str | None = None) -> requests.Session:
+        http = requests.Session()
+        answer = http.post(f"{self.url}/gateway/login", allow_redirects=False,
+                           data={"username": user, "password": password or PASSWORDS[user], "next": "/"})
+        assert answer.status_code == 303, answer.text
+        return http
+
+    def folders(self, user: str) -> dict[str, Path]:
+        return local_system.user_folders(self.config_path, user)
+
+
+@pytest.fixture(scope="session")
+def nginx_mode() -> str:
+    from pod_launcher.nginx import find_nginx
+    real_component("nginx", find_nginx() is not None, "install it with scripts/install-system.sh nginx")
+    return "required"
+
+
+@pytest.fixture(scope="session")
+def system(nginx_mode) -> System:
+    # Short base path: the sessions' Unix sockets live under it.
+    base = Path(tempfile.mkdtemp(prefix="hebi-e2e-", dir="/tmp"))
+    config_path = local_system.write_config(base, nginx=nginx_mode)
+    for user, password in PASSWORDS.items():
+        local_system.add_user(config_path, user, password)
+    gateway = local_system.Gateway(config_path)
+    try:
+        yield System(base, config_path, gateway)
+    finally:
+        gateway.stop()
+        local_system.stop_all_sessions(config_path)
+        shutil.rmtree(base, ignore_errors=True)
