@@ -134,3 +134,42 @@ def system(nginx_mode) -> System:
         gateway.stop()
         local_system.stop_all_sessions(config_path)
         shutil.rmtree(base, ignore_errors=True)
+
+
+# -- the browser: Debian's chromium driven by Python playwright --------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-default-apps", "--disable-extensions", "--no-default-browser-check"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium for the whole run (never a browser downloaded by playwright)."""
+    real_component("chromium", Path(CHROMIUM).exists(), "install it with scripts/install-system.sh chromium")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def browser_login(page, system: System, user: str) -> None:
+    """Log in through the real login page, as a person would."""
+    page.goto(f"{system.url}/")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", PASSWORDS[user])
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-testid=user-name]:has-text('%s')" % user)

@@ -1,0 +1,56 @@
+"""The admin's pod_launcher CLI against the local backend, with the gateway seeing the same sessions."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def cli(system, *args, check=False):
+    return subprocess.run([sys.executable, "-m", "pod_launcher", "--config", str(system.config_path), *args],
+                          capture_output=True, text=True, check=check)
+
+
+def test_start_status_stop_and_list(system):
+    started = cli(system, "start", "-u", "carol", check=True)
+    assert "carol: running" in started.stdout
+    assert cli(system, "status", "-u", "carol").returncode == 0
+    listed = json.loads(cli(system, "--json", "list", check=True).stdout)
+    assert {"carol"} <= {s["user"] for s in listed if s["state"] == "running"}
+    assert "secret" not in json.dumps(listed)
+    logs = cli(system, "logs", "-u", "carol", check=True).stdout
+    assert "api.log" in logs
+    assert "carol: stopped" in cli(system, "stop", "-u", "carol", check=True).stdout
+    status = cli(system, "status", "-u", "carol")
+    assert status.returncode == 3 and "stopped" in status.stdout
+    assert "had no session" in cli(system, "stop", "-u", "carol").stdout
+
+
+def test_gateway_restarts_a_session_the_admin_stopped(system):
+    http = system.login("bob")
+    assert http.get(f"{system.url}/api/whoami").json()["user"] == "bob"
+    cli(system, "stop", "-u", "bob", check=True)
+    answer = http.get(f"{system.url}/api/whoami")
+    if answer.status_code == 502:  # the first request after the stop finds the old socket gone
+        answer = http.get(f"{system.url}/api/whoami")
+    assert answer.status_code == 200 and answer.json()["user"] == "bob"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("start", "-u", "../root"), "invalid user name"),
+    (("status", "-u", "Bob"), "invalid user name"),
+    (("--config", "/nonexistent/hebi.yaml", "list"), "cannot read"),
+])
+def test_bad_input_is_a_clear_error(system, args, message):
+    answer = cli(system, *args)
+    assert answer.returncode == 2
+    assert message in answer.stderr and "Traceback" not in answer.stderr
+
+
+def test_a_session_that_cannot_start_says_why(system, tmp_path):
+    config = tmp_path / "broken.yaml"
+    config.write_text(system.config_path.read_text().replace("web_root:", "web_root: /nonexistent #"))
+    answer = subprocess.run([sys.executable, "-m", "pod_launcher", "--config", str(config), "start", "-u", "dave"],
+                            capture_output=True, text=True)
+    assert answer.returncode == 2
+    assert "holds no built web app" in answer.stderr
