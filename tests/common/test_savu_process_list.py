@@ -1,0 +1,130 @@
+"""Every real process list opens, and what hebi writes is Savu 4.2's layout, value for value."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from hebi_common.savu.process_list import (ProcessList, ProcessListError, read_process_list,
+                                           write_process_list)
+from conftest import FIXTURES
+
+LISTS = sorted((FIXTURES / "process_lists").glob("*.nxs"))
+
+
+def _stored(path: Path) -> dict:
+    """What the file holds, read with plain h5py: {pos: (name, id, active, data)} and the loops."""
+    with h5py.File(path, "r") as handle:
+        plugins = {}
+        for group_name, group in handle["entry/plugin"].items():
+            active = bool(group["active"][0]) if "active" in group else True
+            plugins[group_name.strip()] = (group["name"][0].decode(), group["id"][0].decode(), active,
+                                           json.loads(group["data"][0]))
+        loops = []
+        if "iterate_plugin_groups" in handle["entry"]:
+            for group in handle["entry/iterate_plugin_groups"].values():
+                loops.append((int(group["start"][()]), int(group["end"][()]), int(group["iterations"][()])))
+    return {"plugins": plugins, "loops": loops}
+
+
+def _none(value):
+    if value == "None":
+        return None
+    if isinstance(value, list):
+        return [_none(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _none(v) for k, v in value.items()}
+    return value
+
+
+def test_fixtures_are_there():
+    assert len(LISTS) >= 15, f"expected the shared Savu fixtures in {FIXTURES}"
+
+
+@pytest.mark.parametrize("path", LISTS, ids=lambda p: p.name)
+def test_every_real_list_opens_and_round_trips(path: Path, tmp_path: Path):
+    original = _stored(path)
+    process_list = read_process_list(path)
+    assert [p.pos for p in process_list.plugins] == [str(i) for i in range(1, len(original["plugins"]) + 1)]
+    for plugin in process_list.plugins:
+        name, module, active, data = original["plugins"][plugin.pos]
+        assert (plugin.name, plugin.module, plugin.active) == (name, module, active)
+        for key, value in data.items():  # every stored value is kept (None and "None" both read as None)
+            assert plugin.params[key] == _none(value), (plugin.name, key)
+
+    saved = tmp_path / path.name
+    write_process_list(process_list, saved)
+    again = read_process_list(saved)
+    assert [(p.pos, p.name, p.module, p.active, p.params, p.known) for p in again.plugins] == \
+        [(p.pos, p.name, p.module, p.active, p.params, p.known) for p in process_list.plugins]
+    assert [(l.start, l.end, l.iterations) for l in again.loops] == original["loops"]
+    written = _stored(saved)
+    for pos, (name, module, active, data) in original["plugins"].items():
+        assert written["plugins"][pos.strip()][:3] == (name, module, active)
+
+
+def test_written_layout_is_savu_42(tmp_path: Path):
+    process_list = read_process_list(FIXTURES / "process_lists" / "iterate_three_median_filters.nxs")
+    target = tmp_path / "out.nxs"
+    write_process_list(process_list, target)
+    with h5py.File(target, "r") as handle:
+        entry = handle["entry"]
+        assert sorted(entry) == ["framework_citations", "iterate_plugin_groups", "plugin", "savu_notes"]
+        assert "NX_class" not in entry.attrs
+        assert entry["plugin"].attrs["NX_class"] == "NXprocess"
+        assert entry["savu_notes"].attrs["NX_class"] == "NXnote"
+        assert entry["framework_citations"].attrs["NX_class"] == "NXcollection"
+        assert entry["iterate_plugin_groups"].attrs["NX_class"] == "NXnote"
+        version = entry["savu_notes/version"]
+        assert version.shape == () and h5py.check_string_dtype(version.dtype).length is None
+        assert version[()] in (b"4.2", "4.2")
+        for cite in entry["framework_citations"].values():
+            assert cite.attrs["NX_class"] == "NXcite"
+            assert sorted(cite) == ["bibtex", "description", "doi", "endnote"]
+            assert all(cite[k].shape == (1,) and cite[k].dtype.kind == "S" for k in cite)
+        for group in entry["plugin"].values():
+            assert group.attrs["NX_class"] == "NXnote"
+            assert {"active", "data", "id", "name"} <= set(group)
+            for key in ("name", "id", "data"):
+                dataset = group[key]
+                assert dataset.shape == (1,) and dataset.dtype.kind == "S", key
+                assert h5py.check_string_dtype(dataset.dtype).encoding == "ascii"
+            assert group["active"].shape == (1,) and group["active"].dtype == np.bool_
+        loop = entry["iterate_plugin_groups/0"]
+        assert "NX_class" not in loop.attrs
+        for key, value in (("start", 3), ("end", 5), ("iterations", 2)):
+            assert loop[key].shape == () and loop[key].dtype == np.int32 and loop[key][()] == value
+
+
+def test_not_a_process_list_is_refused_with_the_file_named(tmp_path: Path):
+    text = tmp_path / "notes.nxs"
+    text.write_text("hello")
+    with pytest.raises(ProcessListError, match="notes.nxs is not an HDF5 file"):
+        read_process_list(text)
+    other = tmp_path / "scan.nxs"
+    with h5py.File(other, "w") as handle:
+        handle["entry/data"] = [1, 2, 3]
+    with pytest.raises(ProcessListError, match="no /entry/plugin group"):
+        read_process_list(other)
+
+
+def test_legacy_padded_list_keeps_unknown_plugins_exactly(tmp_path: Path):
+    source = FIXTURES / "process_lists" / "simple_fit_test_XRF.nxs"
+    process_list = read_process_list(source)
+    assert [p.pos for p in process_list.plugins] == ["1", "2", "3"]
+    assert not any(p.known for p in process_list.plugins)
+    target = tmp_path / "xrf.nxs"
+    write_process_list(process_list, target)
+    with h5py.File(source, "r") as a, h5py.File(target, "r") as b:
+        for old_name, group in a["entry/plugin"].items():
+            assert b["entry/plugin"][old_name.strip()]["data"][0] == group["data"][0]
+            assert sorted(b["entry/plugin"][old_name.strip()]) == ["active", "data", "id", "name"]
+
+
+def test_empty_list_writes_and_reads(tmp_path: Path):
+    target = tmp_path / "empty.nxs"
+    write_process_list(ProcessList(), target)
+    assert read_process_list(target).plugins == []
