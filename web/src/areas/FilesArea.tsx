@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { getJson, Listing, WhoAmI } from '../api';
 import { href } from '../route';
+import { Icon } from '../icons';
 
 const HDF5 = /\.(nxs|h5|hdf5?|hdf)$/i;
 
@@ -63,11 +64,11 @@ export default function FilesArea({ me, params }: { me: WhoAmI; params: URLSearc
               <tr key={entry.name}>
                 <td>
                   {entry.type === 'folder' ? (
-                    <a href={href('files', { root, path: join(entry.name) })}>📁 {entry.name}</a>
+                    <a href={href('files', { root, path: join(entry.name) })}><Icon kind="folder" /> {entry.name}</a>
                   ) : HDF5.test(entry.name) ? (
-                    <a href={href('viewer', { file: `${root}/${join(entry.name)}` })}>🔬 {entry.name}</a>
+                    <a href={href('viewer', { file: `${root}/${join(entry.name)}` })}><Icon kind="dataset" /> {entry.name}</a>
                   ) : (
-                    <span>📄 {entry.name}</span>
+                    <span><Icon kind="file" /> {entry.name}</span>
                   )}
                 </td>
                 <td>{formatSize(entry.size)}</td>
