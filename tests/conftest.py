@@ -28,6 +28,26 @@ FIXTURES = REPO.parent / "shared" / "fixtures" / "savu"
 PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-22"}
 
 
+def run_async(main) -> None:
+    """Run coroutine function ``main`` to completion on a fresh event loop in its own thread: the
+    browser fixture's playwright keeps an event loop running in the main thread for the whole run."""
+    import asyncio
+    import threading
+    failure: list[BaseException] = []
+
+    def target():
+        try:
+            asyncio.run(main())
+        except BaseException as err:  # noqa: BLE001 - re-raised in the test's thread
+            failure.append(err)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
 def real_component(name: str, available: bool, how: str) -> None:
     """Skip (or, under HEBI_REQUIRE_REAL=1, fail) when a real component is not available."""
     if available:

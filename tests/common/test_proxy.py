@@ -5,6 +5,7 @@ import asyncio
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from conftest import run_async
 
 from hebi_common.proxy import UpstreamUnavailable, Upstreams, forward
 
@@ -73,7 +74,7 @@ def scenario(test):
             await client.close()
             await upstreams.close()
             await upstream.close()
-    asyncio.run(main())
+    run_async(main)
 
 
 def test_server_sent_events_arrive_one_by_one():

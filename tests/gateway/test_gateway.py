@@ -6,6 +6,7 @@ import json
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from conftest import run_async
 
 from hebi_common.config import HebiConfig
 from hebi_common.identity import verify_identity
@@ -68,7 +69,7 @@ def run(scenario, tmp_path, **config):
         finally:
             await client.close()
             await upstream.close()
-    asyncio.run(main())
+    run_async(main)
 
 
 async def login(client, user, password=None):
