@@ -37,6 +37,10 @@ def main() -> int:
     sample = folders["data"] / "sample_tomo.nxs"
     if not sample.exists():
         write_nxtomo(sample)
+    from pod_launcher.nginx import find_nginx
+    if find_nginx() is None:
+        print("note: nginx is not installed (installing it needs root: scripts/install-system.sh nginx); "
+              "sessions use hebi's built-in router instead", flush=True)
     gateway = local_system.Gateway(config)
     print(f"URL: {gateway.url}")
     print(f"Login: {USER} {password}")

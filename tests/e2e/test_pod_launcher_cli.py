@@ -54,3 +54,16 @@ def test_a_session_that_cannot_start_says_why(system, tmp_path):
                             capture_output=True, text=True)
     assert answer.returncode == 2
     assert "holds no built web app" in answer.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("gateway:\n  prot: 1\n", "gateway.prot: unknown key"),
+    ("launcher:\n  local:\n    nginx: sometimes\n", "launcher.local.nginx"),
+])
+def test_gateway_refuses_to_start_on_a_malformed_config_and_names_the_key(tmp_path, text, message):
+    config = tmp_path / "hebi.yaml"
+    config.write_text(text)
+    answer = subprocess.run([sys.executable, "-m", "hebi_gateway", "--config", str(config), "serve"],
+                            capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 2
+    assert message in answer.stderr and "Traceback" not in answer.stderr
