@@ -92,11 +92,93 @@ class GatewayConfig(_Section):
     trust_forwarded_proto: bool = False
 
 
+class DataserverConfig(_Section):
+    """The session's HDF5 slicing server (/data/)."""
+
+    #: Most bytes one request may make the server hold (the selection it reads); more gets 413.
+    max_request_bytes: int = Field(default=512 * 1024**2, gt=0)
+    #: HDF5 files kept open between requests (least recently used are closed first).
+    open_files: int = Field(default=16, ge=1)
+    #: HDF5 chunk cache of each open file (compressed chunks decoded once, reused by the next slices).
+    chunk_cache_bytes: int = Field(default=64 * 1024**2, ge=0)
+    #: Threads reading uncompressed chunks in parallel for one request.
+    read_threads: int = Field(default=2, ge=1, le=32)
+
+
+class JobModeConfig(_Section):
+    """Where the jobs of one mode (preview or full) go, and what a user may ask of it."""
+
+    #: ``local``: worker processes on this machine; ``drmaa``: a DRMAA 1.0 scheduler (GridEngine);
+    #: ``slurm``: Slurm through its commands.
+    backend: Literal["local", "drmaa", "slurm"] = "local"
+    #: GridEngine queue or Slurm partition (unused by ``local``).
+    queue: str = ""
+    #: Time limit (seconds) when the user names none, and the most they may ask for.
+    time_limit: int = Field(default=3600, gt=0)
+    max_time_limit: int = Field(default=24 * 3600, gt=0)
+    max_cores: int = Field(default=4, ge=1)
+    #: Memory a job may use (MB); 0 = ask the scheduler for nothing.
+    memory_mb: int = Field(default=0, ge=0)
+    max_memory_mb: int = Field(default=64 * 1024, ge=0)
+
+
+class LocalJobsConfig(_Section):
+    #: Jobs running at once on this machine; more wait in the queue.
+    workers: int = Field(default=2, ge=1)
+    #: Seconds between SIGTERM and SIGKILL when a job is cancelled or reaches its time limit.
+    kill_grace: float = Field(default=5.0, ge=0)
+
+
+class DrmaaJobsConfig(_Section):
+    #: libdrmaa to load (sets DRMAA_LIBRARY_PATH); empty = the environment's.
+    library_path: str = ""
+    #: GridEngine's SGE_ROOT/SGE_CELL for qstat and the accounting file; empty = the environment's.
+    sge_root: str = ""
+    sge_cell: str = ""
+    #: Parallel environment for jobs with more than one core, and the resource that limits memory.
+    parallel_environment: str = "smp"
+    memory_resource: str = "h_vmem"
+    #: Extra native specification appended to every job (e.g. a project: ``-P tomography``).
+    native_specification: str = ""
+
+
+class SlurmJobsConfig(_Section):
+    #: Folder of sbatch/squeue/sacct/scancel/sinfo; empty = PATH.
+    bin_dir: str = ""
+    #: Extra sbatch arguments for every job (e.g. ``["--account=tomo"]``).
+    sbatch_args: list[str] = Field(default_factory=list)
+
+
+class JobsConfig(_Section):
+    """Savu jobs: preview and full runs through a cluster backend (docs/jobs.md)."""
+
+    preview: JobModeConfig = Field(default_factory=lambda: JobModeConfig(
+        queue="preview.q", time_limit=600, max_time_limit=1800, max_cores=1))
+    full: JobModeConfig = Field(default_factory=lambda: JobModeConfig(queue="full.q"))
+    #: The job's command as an argument list; ``{data}``, ``{process_list}``, ``{output}`` (the output
+    #: folder) and ``{folder}`` (the run's sub-folder name) are replaced. Empty: ``savu DATA LIST OUT -f
+    #: FOLDER`` when ``savu`` is on PATH, else ``hebi-runner DATA LIST OUT``.
+    command: list[str] = Field(default_factory=list)
+    #: Environment of every job (PATH and LANG are passed on from the session).
+    env: dict[str, str] = Field(default_factory=dict)
+    #: Slices a preview keeps around the middle when the user chooses none.
+    preview_slices: int = Field(default=5, ge=1, le=1000)
+    #: Seconds a job list may be old before the next request asks the scheduler again.
+    poll_interval: float = Field(default=2.0, gt=0)
+    #: Seconds a job may be missing from both the scheduler and its accounting before it is "lost".
+    lost_after: float = Field(default=300.0, gt=0)
+    local: LocalJobsConfig = Field(default_factory=LocalJobsConfig)
+    drmaa: DrmaaJobsConfig = Field(default_factory=DrmaaJobsConfig)
+    slurm: SlurmJobsConfig = Field(default_factory=SlurmJobsConfig)
+
+
 class HebiConfig(_Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     launcher: LauncherConfig = Field(default_factory=LauncherConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
+    jobs: JobsConfig = Field(default_factory=JobsConfig)
+    dataserver: DataserverConfig = Field(default_factory=DataserverConfig)
 
 
 def load_config(path: str | os.PathLike[str] | None = None,

@@ -1,4 +1,9 @@
-"""The dataserver's app factory. Run by the launcher as ``gunicorn 'hebi_dataserver.app:create_app()'``."""
+"""The dataserver's app factory. Run by the launcher as ``gunicorn 'hebi_dataserver.app:create_app()'``.
+
+One app holds the per-process state every request shares: the open-file cache (``files``) and the
+thread pool of the chunk reader (``reader``). Requests come only from the gateway, through the session's
+nginx, signed for this session's user (the session guard refuses anything else with 401).
+"""
 from __future__ import annotations
 
 from flask import Flask
@@ -8,14 +13,23 @@ from hebi_common.logs import setup_logging
 from hebi_common.session import SessionContext, install_flask_session_guard
 
 from . import routes
+from .confine import clear_hdf5_prefixes
+from .files import OpenFileCache
+from .reader import SelectionReader
 
 
 def create_app(config: HebiConfig | None = None, context: SessionContext | None = None) -> Flask:
     config = config or load_config()
     context = context or SessionContext.from_environment(config)
     setup_logging("dataserver", config.logging.level)
+    clear_hdf5_prefixes()
+    settings = config.dataserver
     app = Flask("hebi_dataserver")
-    app.extensions["hebi"] = {"config": config, "context": context}
+    app.extensions["hebi"] = {
+        "config": config, "context": context,
+        "files": OpenFileCache(settings.open_files, settings.chunk_cache_bytes),
+        "reader": SelectionReader(settings.read_threads),
+    }
     install_flask_session_guard(app, context)
     app.register_blueprint(routes.blueprint, url_prefix="/data")
     return app

@@ -1,83 +1,272 @@
-"""What to read from an HDF5 file: an entity's metadata, in the shape h5grove's ``meta`` returns."""
+"""What to read from an HDF5 file: find an entity by path, describe it, list its attributes and paths.
+
+This is h5grove's *content* layer with one difference that matters for safety: paths are walked one link
+at a time, so that no external link is ever followed by HDF5 itself. Hard links are taken as they are,
+soft links are resolved within their file, and an external link's target file is checked against the
+user's roots (``confine``) and opened through the open-file cache before the walk goes on inside it.
+The metadata returned is exactly h5grove 4.0's (its type, attribute and filter descriptions are used
+as they are), which is what h5web's H5GroveProvider parses.
+"""
 from __future__ import annotations
 
+import posixpath
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
 import h5py
-import numpy as np
+from h5grove.utils import attr_metadata, get_filters, get_type_metadata, sorted_dict
+
+from hebi_common.sandbox import Roots
+
+from .confine import external_link_target
+from .errors import DataError
+from .files import FileIdentity, OpenFile, OpenFileCache
+
+LinkResolution = Literal["only_valid", "none", "all"]
+MAX_LINK_HOPS = 32
 
 
-class ContentError(Exception):
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.status = status
+def parse_resolve_links(raw: str | None) -> LinkResolution:
+    """h5grove's ``resolve_links``: only_valid (default), none, all; legacy true/false still accepted."""
+    value = (raw or "only_valid").lower()
+    if value in ("true", "all"):
+        return "all"
+    if value in ("false", "none"):
+        return "none"
+    if value == "only_valid":
+        return "only_valid"
+    raise DataError(f"{raw} is not a valid value for resolve_links; use only_valid, none or all", 422)
 
 
-def _dtype_json(dtype: np.dtype):
-    if dtype.names:
-        return {name: _dtype_json(dtype.fields[name][0]) for name in dtype.names}
-    string_info = h5py.check_string_dtype(dtype)
-    if string_info is not None:
-        return "|O" if string_info.length is None else dtype.str
-    return dtype.str
+def normalise_path(path: str | None) -> str:
+    path = (path or "/").strip() or "/"
+    if "\x00" in path:
+        raise DataError("the path inside the file contains a NUL character")
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    return "/" + "/".join(parts)
 
 
-def _attr_meta(attrs: h5py.AttributeManager) -> list[dict]:
-    out = []
-    for name in attrs:
-        try:
-            attr_id = attrs.get_id(name)
-            out.append({"name": name, "dtype": _dtype_json(attr_id.dtype), "shape": list(attr_id.shape or ())})
-        except (KeyError, OSError, TypeError):
-            continue
-    return out
+@dataclass
+class Entity:
+    """What a path leads to: a resolved h5py object, or a link left unresolved (with why)."""
+
+    path: str                 # as the user asked for it, normalised
+    file: OpenFile            # the file the final object lives in
+    obj: h5py.Group | h5py.Dataset | h5py.Datatype | None = None
+    link: h5py.SoftLink | h5py.ExternalLink | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.split("/")[-1]
+
+    @property
+    def kind(self) -> str:
+        if isinstance(self.obj, h5py.Dataset):
+            return "dataset"
+        if isinstance(self.obj, h5py.Group):
+            return "group"
+        if isinstance(self.obj, h5py.Datatype):
+            return "datatype"
+        if isinstance(self.link, h5py.ExternalLink):
+            return "external_link"
+        if isinstance(self.link, h5py.SoftLink):
+            return "soft_link"
+        return "other"
+
+    def require_dataset(self) -> h5py.Dataset:
+        if isinstance(self.obj, h5py.Dataset):
+            return self.obj
+        if self.obj is None:
+            raise DataError(f"{self.path} is a {self.kind.replace('_', ' ')} that cannot be resolved, "
+                            "so it has no values", 404)
+        raise DataError(f"{self.path} is a {self.kind}, not a dataset: only datasets have values", 400)
 
 
-def entity_meta(h5file: h5py.File, path: str) -> dict:
-    """Metadata of the entity at ``path``: kind, name, attributes, and for datasets shape/dtype/chunks."""
-    if not path.startswith("/"):
-        path = "/" + path
-    link = h5file.get(path, getlink=True) if path != "/" else None
-    name = path.rstrip("/").rsplit("/", 1)[-1] or "/"
-    if isinstance(link, h5py.SoftLink) and path not in h5file:
-        return {"name": name, "kind": "soft_link", "target_path": link.path}
-    if isinstance(link, h5py.ExternalLink):
-        try:
-            h5file[path]
-        except (KeyError, OSError):
-            return {"name": name, "kind": "external_link", "target_file": link.filename, "target_path": link.path}
-    try:
-        entity = h5file[path]
-    except KeyError:
-        raise ContentError(f"no entity at {path!r} in this file", 404) from None
-    meta = {"name": name, "attributes": _attr_meta(entity.attrs)}
-    if isinstance(entity, h5py.Group):
-        children = []
-        for child_name in entity:
-            child_path = f"{path.rstrip('/')}/{child_name}"
-            child_link = entity.get(child_name, getlink=True)
-            if isinstance(child_link, h5py.ExternalLink):
-                children.append({"name": child_name, "kind": "external_link", "target_file": child_link.filename,
-                                 "target_path": child_link.path})
-                continue
-            child = entity.get(child_name)
-            if child is None:
-                target = getattr(child_link, "path", "")
-                children.append({"name": child_name, "kind": "soft_link", "target_path": target})
-            elif isinstance(child, h5py.Group):
-                children.append({"name": child_name, "kind": "group", "attributes": _attr_meta(child.attrs)})
+class Resolver:
+    """Locates entities in one request's files. Holds leases on every file it opened until closed."""
+
+    def __init__(self, roots: Roots, cache: OpenFileCache, file_path: Path, shown_as: str):
+        self.roots = roots
+        self.cache = cache
+        self.shown_as = shown_as
+        self._stack = ExitStack()
+        self._files: dict[Path, OpenFile] = {}
+        self.root_file = self.open(file_path, shown_as)
+
+    def __enter__(self) -> "Resolver":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def open(self, path: Path, shown_as: str) -> OpenFile:
+        handle = self._files.get(path)
+        if handle is None:
+            handle = self._stack.enter_context(self.cache.lease(path, shown_as))
+            self._files[path] = handle
+        return handle
+
+    def identities(self) -> list[tuple[str, FileIdentity]]:
+        """Every file this request has read from (for ETags)."""
+        return [(str(path), handle.identity) for path, handle in self._files.items()]
+
+    # -- walking ------------------------------------------------------------------------------------
+
+    def locate(self, path: str | None, resolve_links: LinkResolution = "all") -> Entity:
+        path = normalise_path(path)
+        entity = self._walk(self.root_file, path, resolve_links, hops=0, shown=path)
+        entity.path = path
+        return entity
+
+    def _walk(self, handle: OpenFile, path: str, mode: LinkResolution, hops: int, shown: str) -> Entity:
+        if hops > MAX_LINK_HOPS:
+            raise DataError(f"Cannot resolve {shown}: more than {MAX_LINK_HOPS} links in a row (a link loop?)",
+                            404)
+        group: h5py.Group = handle.h5["/"]
+        parts = [part for part in path.split("/") if part]
+        if not parts:
+            return Entity(path, handle, obj=group)
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            here = "/" + "/".join(parts[: index + 1])
+            if not isinstance(group, h5py.Group):
+                raise DataError(f"{shown} is not a valid path in {self.shown_as}: {group.name} is not a group",
+                                404)
+            try:
+                link = group.get(part, getlink=True)
+            except (KeyError, OSError, RuntimeError):
+                link = None
+            if link is None:
+                raise DataError(f"{shown} is not a valid path in {self.shown_as}", 404)
+            if isinstance(link, h5py.HardLink):
+                target = self._entity(handle, group, part, shown)
             else:
-                children.append(dict(_dataset_meta(child), name=child_name, kind="dataset",
-                                     attributes=_attr_meta(child.attrs)))
-        meta.update(kind="group", children=children)
-    elif isinstance(entity, h5py.Dataset):
-        meta.update(_dataset_meta(entity), kind="dataset")
-    else:
-        meta["kind"] = "other"
-    return meta
+                if last and mode == "none":
+                    return Entity(path, handle, link=link)
+                rest = "/".join(parts[index + 1:])
+                try:
+                    target = self._follow(handle, group, here, link, hops, shown)
+                except DataError as err:
+                    if last and mode == "only_valid" and err.status in (403, 404):
+                        return Entity(path, handle, link=link)
+                    raise
+                if last:
+                    return target
+                if target.obj is None:
+                    raise DataError(f"Cannot resolve {shown}: the link at {here} leads nowhere", 404)
+                # Continue inside wherever the link led (possibly another file).
+                return self._walk(target.file, posixpath.join(target.obj.name or "/", rest), "all",
+                                  hops + 1, shown)
+            if last:
+                return target
+            group = target.obj
+            handle = target.file
+        raise AssertionError("unreachable")
 
+    def _entity(self, handle: OpenFile, group: h5py.Group, name: str, shown: str) -> Entity:
+        try:
+            obj = group.get(name)
+        except (OSError, RuntimeError, KeyError) as err:
+            raise DataError(f"{shown} cannot be read in {self.shown_as}: the file may be corrupt or "
+                            f"truncated ({err})", 422) from None
+        if obj is None:
+            raise DataError(f"{shown} is not a valid path in {self.shown_as}", 404)
+        return Entity(shown, handle, obj=obj)
 
-def _dataset_meta(dataset: h5py.Dataset) -> dict:
-    return {"shape": list(dataset.shape) if dataset.shape is not None else None,
-            "dtype": _dtype_json(dataset.dtype),
-            "chunks": list(dataset.chunks) if dataset.chunks else None,
-            "filters": [{"id": f, "name": f} for f in (dataset._filters or {})]}
+    def _follow(self, handle: OpenFile, group: h5py.Group, here: str, link, hops: int, shown: str) -> Entity:
+        if isinstance(link, h5py.SoftLink):
+            target_path = link.path if link.path.startswith("/") else posixpath.join(group.name, link.path)
+            try:
+                return self._walk(handle, posixpath.normpath(target_path), "all", hops + 1, shown)
+            except DataError as err:
+                if err.status == 404:
+                    raise DataError(f"Cannot resolve {shown}: the soft link at {here} points to "
+                                    f"{link.path}, which does not exist", 404) from None
+                raise
+        if isinstance(link, h5py.ExternalLink):
+            target_file = external_link_target(self.roots, handle.path, link, here)
+            if target_file is None:
+                raise DataError(f"Cannot resolve {shown}: the external link at {here} points to "
+                                f"{link.filename}, which does not exist", 404)
+            target = self.open(target_file, self.roots.to_ref(target_file))
+            try:
+                return self._walk(target, link.path, "all", hops + 1, shown)
+            except DataError as err:
+                if err.status == 404:
+                    raise DataError(f"Cannot resolve {shown}: the external link at {here} points to "
+                                    f"{link.path} in {link.filename}, which does not exist", 404) from None
+                raise
+        raise DataError(f"{here} is a user-defined link, which hebi cannot follow", 404)
+
+    # -- describing ---------------------------------------------------------------------------------
+
+    def metadata(self, entity: Entity, depth: int = 1) -> dict:
+        """h5grove 4.0's ``/meta`` document for the entity (children one level deep for groups)."""
+        base = {"name": entity.name, "kind": entity.kind}
+        if entity.obj is None:
+            if isinstance(entity.link, h5py.ExternalLink):
+                return sorted_dict(("target_file", entity.link.filename), ("target_path", entity.link.path),
+                                   *base.items())
+            if isinstance(entity.link, h5py.SoftLink):
+                return sorted_dict(("target_path", entity.link.path), *base.items())
+            return base
+        obj = entity.obj
+        try:
+            attributes = [attr_metadata(obj.attrs, name) for name in sorted(obj.attrs.keys())]
+        except (OSError, RuntimeError) as err:
+            raise DataError(f"the attributes of {entity.path} cannot be read ({err})", 422) from None
+        base = {**base, "attributes": attributes}
+        if isinstance(obj, h5py.Dataset):
+            return sorted_dict(("chunks", obj.chunks), ("filters", get_filters(obj)), ("shape", obj.shape),
+                               ("type", get_type_metadata(obj.id.get_type())), *base.items())
+        if isinstance(obj, h5py.Datatype):
+            return sorted_dict(("type", get_type_metadata(obj.id)), *base.items())
+        if isinstance(obj, h5py.Group) and depth > 0:
+            children = []
+            for name in obj.keys():
+                child_path = posixpath.join(entity.path, name)
+                child = self.locate(child_path, "only_valid")
+                children.append(self.metadata(child, depth - 1))
+            return sorted_dict(("children", children), *base.items())
+        return sorted_dict(*base.items())
+
+    def attributes(self, entity: Entity, keys: list[str] | None) -> dict:
+        if entity.obj is None:
+            raise DataError(f"{entity.path} is a {entity.kind.replace('_', ' ')} that cannot be resolved, "
+                            "so it has no attributes", 404)
+        attrs = entity.obj.attrs
+        names = list(attrs.keys()) if keys is None else keys
+        values = {}
+        for name in names:
+            if name not in attrs:
+                raise DataError(f"{entity.path} has no attribute {name!r}", 404)
+            try:
+                values[name] = attrs[name]
+            except (OSError, RuntimeError, TypeError) as err:
+                raise DataError(f"the attribute {name!r} of {entity.path} cannot be read ({err})", 422) from None
+        return values
+
+    def paths(self, entity: Entity, limit: int) -> list[str]:
+        """Every path under a group (h5grove's ``/paths``). Walks hard links of this file only."""
+        if not isinstance(entity.obj, h5py.Group):
+            raise DataError(f"{entity.path} is a {entity.kind}, not a group: only groups have paths under them",
+                            400)
+        names = [entity.path]
+        prefix = entity.path.rstrip("/")
+
+        def visit(name: bytes):
+            names.append(f"{prefix}/{name.decode('utf-8', 'replace')}")
+            if len(names) > limit:
+                return 1  # stop visiting
+            return None
+
+        entity.obj.id.links.visit(visit)
+        if len(names) > limit:
+            raise DataError(f"{entity.path} holds more than {limit} paths; ask for a group further down", 413,
+                            limit=limit)
+        return names

@@ -1,0 +1,165 @@
+"""A user reaches only their own roots, through every kind of HDF5 link too; bad input, damaged files and
+greedy requests get a clear JSON 4xx, never a 500 or an HTML page."""
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from h5_samples import data_dir, make_dataserver, write_tomo_entry1  # noqa: F401 (fixtures)
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A secret HDF5 file next to the user's roots, not inside them."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    with h5py.File(folder / "secret.h5", "w") as f:
+        f["data"] = np.full((4, 4), 7.0)
+    return folder / "secret.h5"
+
+
+def assert_json_error(answer, status: int, *words: str):
+    assert answer.status_code == status, (answer.status_code, answer.data[:300])
+    assert answer.headers["Content-Type"].startswith("application/json")
+    message = answer.json["message"]
+    assert answer.json["error"] == message
+    for word in words:
+        assert word in message, message
+
+
+@pytest.mark.parametrize("ref", ["../elsewhere/secret.h5", "data/../../elsewhere/secret.h5", "/etc/passwd",
+                                 "data/%2e%2e/%2e%2e/elsewhere/secret.h5", "secret.h5"])
+def test_file_parameter_cannot_leave_the_roots(dataserver, outside, ref):
+    answer = dataserver.get(f"/data/data?file={ref}&path=/data")
+    assert 400 <= answer.status_code < 500
+    assert answer.json["message"]
+
+
+def test_symlinked_file_pointing_outside_is_refused(dataserver, data_dir, outside):
+    os.symlink(outside, data_dir / "innocent.h5")
+    assert_json_error(dataserver.get("/data/data?file=data/innocent.h5&path=/data"), 403, "outside")
+
+
+def test_external_link_out_of_the_roots_is_shown_but_never_followed(dataserver, data_dir, outside):
+    with h5py.File(data_dir / "links.h5", "w") as f:
+        f["abs"] = h5py.ExternalLink(str(outside), "/data")
+        f["rel"] = h5py.ExternalLink(os.path.relpath(outside, data_dir), "/data")
+        f["via_soft"] = h5py.SoftLink("/abs")
+        f.create_group("g")["deeper"] = h5py.ExternalLink(str(outside), "/")
+    for path in ("/abs", "/rel", "/via_soft"):
+        assert_json_error(dataserver.get(f"/data/data?file=data/links.h5&path={path}&format=bin"), 403,
+                          "outside your folders")
+    meta = dataserver.get("/data/meta?file=data/links.h5&path=/abs").json
+    assert meta["kind"] == "external_link"  # the link itself is the user's own; its target is not read
+    children = dataserver.get("/data/meta?file=data/links.h5&path=/").json["children"]
+    assert {c["name"]: c["kind"] for c in children}["abs"] == "external_link"
+    assert "shape" not in str(children)
+    assert_json_error(dataserver.get("/data/meta?file=data/links.h5&path=/g/deeper/data"), 403)
+    assert_json_error(dataserver.get("/data/attr?file=data/links.h5&path=/abs"), 403)
+
+
+def test_external_link_inside_the_roots_is_followed_even_across_roots(dataserver, roots_dir, data_dir):
+    with h5py.File(roots_dir / "output" / "result.h5", "w") as f:
+        f["volume"] = np.arange(8.0).reshape(2, 4)
+    with h5py.File(data_dir / "master.nxs", "w") as f:
+        f["result"] = h5py.ExternalLink("../output/result.h5", "/volume")
+    answer = dataserver.get("/data/data?file=data/master.nxs&path=/result")
+    assert answer.json == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_virtual_dataset_with_sources_outside_is_refused(dataserver, data_dir, outside):
+    layout = h5py.VirtualLayout(shape=(4, 4), dtype="f8")
+    layout[:] = h5py.VirtualSource(str(outside), "data", shape=(4, 4))
+    with h5py.File(data_dir / "vds.h5", "w") as f:
+        f.create_virtual_dataset("v", layout, fillvalue=-1)
+    assert_json_error(dataserver.get("/data/data?file=data/vds.h5&path=/v"), 403, "secret.h5", "outside")
+    assert_json_error(dataserver.get("/data/stats?file=data/vds.h5&path=/v"), 403)
+
+
+def test_virtual_dataset_with_sources_inside_is_read(dataserver, data_dir):
+    for i in range(2):
+        with h5py.File(data_dir / f"part{i}.h5", "w") as f:
+            f["d"] = np.full((2, 3), i, dtype="i4")
+    layout = h5py.VirtualLayout(shape=(4, 3), dtype="i4")
+    for i in range(2):
+        layout[2 * i:2 * i + 2] = h5py.VirtualSource(f"part{i}.h5", "d", shape=(2, 3))
+    with h5py.File(data_dir / "vds.h5", "w") as f:
+        f.create_virtual_dataset("v", layout)
+    assert dataserver.get("/data/data?file=data/vds.h5&path=/v").json == [[0] * 3, [0] * 3, [1] * 3, [1] * 3]
+
+
+def test_dataset_with_external_raw_storage_outside_is_refused(dataserver, data_dir, tmp_path):
+    raw = tmp_path / "raw.bin"
+    np.arange(16, dtype="<f4").tofile(raw)
+    with h5py.File(data_dir / "extstore.h5", "w") as f:
+        f.create_dataset("d", shape=(16,), dtype="<f4", external=[(str(raw), 0, 64)])
+    assert_json_error(dataserver.get("/data/data?file=data/extstore.h5&path=/d"), 403, "outside")
+
+
+def test_truncated_and_non_hdf5_files_get_422(dataserver, data_dir):
+    write_tomo_entry1(data_dir / "whole.nxs", frames=20, rows=64, cols=64)
+    blob = (data_dir / "whole.nxs").read_bytes()
+    (data_dir / "cut.nxs").write_bytes(blob[: len(blob) // 2])
+    (data_dir / "notes.txt").write_text("not HDF5 at all")
+    assert_json_error(dataserver.get("/data/meta?file=data/cut.nxs&path=/"), 422, "cut.nxs", "truncated")
+    assert_json_error(dataserver.get("/data/meta?file=data/notes.txt"), 422, "not a readable HDF5 file")
+
+
+def test_damaged_chunks_give_422_not_500(dataserver, data_dir):
+    path = data_dir / "damaged.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("z", data=np.arange(4096, dtype="f4").reshape(64, 64), chunks=(16, 64),
+                         compression="gzip")
+    with h5py.File(path, "r") as f:
+        info = f["z"].id.get_chunk_info(1)
+    with open(path, "r+b") as raw:
+        raw.seek(info.byte_offset)
+        raw.write(b"\xff" * info.size)  # the compressed stream of one chunk is garbage now
+    assert_json_error(dataserver.get("/data/data?file=data/damaged.h5&path=/z"), 422, "damaged.h5")
+
+
+def test_a_huge_selection_gets_413_with_the_size_it_needs(make_dataserver, data_dir):
+    client, _ = make_dataserver(max_request_bytes=100_000)
+    with h5py.File(data_dir / "big.h5", "w") as f:
+        f.create_dataset("stack", shape=(100, 1000, 1000), dtype="f4", chunks=(1, 1000, 1000))
+    answer = client.get("/data/data?file=data/big.h5&path=/stack&format=bin")
+    assert_json_error(answer, 413, "selection=", "size=")
+    assert answer.json["needed_bytes"] == 100 * 1000 * 1000 * 4 and answer.json["limit_bytes"] == 100_000
+    stats = client.get("/data/stats?file=data/big.h5&path=/stack&selection=0")
+    assert stats.status_code == 413 and stats.json["needed_bytes"] == 4_000_000
+    small = client.get("/data/data?file=data/big.h5&path=/stack&selection=0,0:10,0:10&format=bin")
+    assert small.status_code == 200 and len(small.data) == 400
+
+
+@pytest.mark.parametrize("query, status, word", [
+    ("/data/data?path=/entry1", 400, "'file' parameter is required"),
+    ("/data/data?file=data/s.nxs&path=/entry1", 400, "not a dataset"),
+    ("/data/data?file=data/s.nxs&path=/entry1/tomo_entry/data/data&selection=a", 400, "not an integer"),
+    ("/data/data?file=data/s.nxs&path=/entry1/tomo_entry/data/data&selection=0,0,0,0", 400, "4 members"),
+    ("/data/data?file=data/s.nxs&path=/entry1/tomo_entry/data/data&selection=99", 400, "out of range"),
+    ("/data/data?file=data/s.nxs&path=/entry1/tomo_entry/data/data&selection=0:5:-1", 400, "positive"),
+    ("/data/data?file=data/s.nxs&path=/entry1/tomo_entry/data/data&dtype=weird", 422, "dtype"),
+    ("/data/data?file=data/s.nxs&path=/entry1/tomo_entry/data/data&selection=0&size=0x5", 400, "size"),
+    ("/data/data?file=data/s.nxs&path=/entry1/tomo_entry/data/data&size=5", 400, "1D or 2D"),
+    ("/data/data?file=data/s.nxs&path=/entry1/tomo_entry/data/data&selection=0&size=9&reduce=median", 400,
+     "reduce"),
+    ("/data/meta?file=data/s.nxs&path=/entry1/nothing", 404, "not a valid path"),
+    ("/data/meta?file=data/missing.nxs", 404, "File not found"),
+    ("/data/meta?file=data", 400, "folder"),
+    ("/data/meta?file=nowhere/s.nxs", 404, "unknown root"),
+    ("/data/stats?file=data/s.nxs&path=/entry1/tomo_entry/definition", 422, "numbers"),
+    ("/data/stats?file=data/s.nxs&path=/entry1/tomo_entry/data/data&bins=x", 400, "bins"),
+    ("/data/paths?file=data/s.nxs&path=/entry1/tomo_entry/data/data", 400, "not a group"),
+])
+def test_bad_requests_get_clear_json_4xx(dataserver, data_dir, query, status, word):
+    write_tomo_entry1(data_dir / "s.nxs")
+    assert_json_error(dataserver.get(query), status, word)
+
+
+def test_requests_without_the_gateway_signature_are_refused(dataserver_app, data_dir):
+    write_tomo_entry1(data_dir / "s.nxs")
+    answer = dataserver_app.test_client().get("/data/meta?file=data/s.nxs")
+    assert answer.status_code == 401 and answer.json["error"]
