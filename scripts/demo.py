@@ -1,10 +1,11 @@
 """``make demo``: hebi on this machine with a sample scan and a demo account.
 
 Prints the URL and a login, then runs until Ctrl-C, which stops the gateway and every session it started.
-Everything lives in .demo/ of the repository; a new random password is set on every start.
+Everything lives in .demo/ of the repository (or HEBI_DEMO_DIR); a new random password is set on every start.
 """
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import socket
@@ -29,7 +30,7 @@ def free_port(preferred: int = 8000) -> int:
 
 
 def main() -> int:
-    base = local_system.REPO / ".demo"
+    base = Path(os.environ.get("HEBI_DEMO_DIR") or local_system.REPO / ".demo")
     config = local_system.write_config(base, port=free_port())
     password = secrets.token_urlsafe(9)
     local_system.add_user(config, USER, password)
@@ -44,7 +45,7 @@ def main() -> int:
     gateway = local_system.Gateway(config)
     print(f"URL: {gateway.url}")
     print(f"Login: {USER} {password}")
-    print("(Ctrl-C stops hebi; logs are in .demo/)", flush=True)
+    print(f"(Ctrl-C stops hebi; logs are in {base})", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         gateway.process.wait()

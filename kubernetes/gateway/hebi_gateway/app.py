@@ -62,7 +62,12 @@ def _is_https(request: web.Request) -> bool:
 
 
 def _wants_html(request: web.Request) -> bool:
-    return request.method == "GET" and "text/html" in request.headers.get("Accept", "")
+    """A page load (to answer with pages and redirects) rather than an API call (to answer with JSON)."""
+    if request.method != "GET":
+        return False
+    if "text/html" in request.headers.get("Accept", ""):
+        return True
+    return not request.path.startswith(("/api/", "/data/"))
 
 
 def _safe_next(value: str | None) -> str:
