@@ -57,5 +57,13 @@ def test_demo_prints_url_and_login_serves_the_app_and_stops_on_ctrl_c(nginx_mode
             assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
     finally:
         if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+            demo.send_signal(signal.SIGINT)
+            try:
+                demo.wait(30)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait()
+        sys.path.insert(0, str(REPO / "scripts"))
+        import local_system
+        if (demo_dir / "hebi.yaml").exists():
+            local_system.stop_all_sessions(demo_dir / "hebi.yaml")
