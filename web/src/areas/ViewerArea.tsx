@@ -1,30 +1,41 @@
-import { useEffect, useState } from 'react';
-import { EntityMeta, getJson } from '../api';
+// The Viewer area: h5web (the field's HDF5 viewer) over the session's dataserver, which speaks
+// h5grove's API under /data/. The file opens on its NeXus default plot, found by the dataserver by
+// following `default` attributes (never assuming /entry), or on the path named in the address.
+import { lazy, Suspense, useEffect, useState } from 'react';
+import { getJson } from '../api';
 import { href } from '../route';
 
-function describe(entity: EntityMeta): string {
-  if (entity.kind === 'dataset') return `dataset ${JSON.stringify(entity.shape ?? [])} ${String(entity.dtype ?? '')}`;
-  if (entity.kind === 'group') return 'group';
-  return entity.kind.replace('_', ' ');
+const H5WebViewer = lazy(() => import('../viewer/H5WebViewer'));
+
+interface DefaultPlot {
+  found: boolean;
+  nxdata?: string | null;
+  signal?: string | null;
 }
 
 export default function ViewerArea({ params }: { params: URLSearchParams }) {
   const file = params.get('file');
-  const path = params.get('path') ?? '/';
-  const [meta, setMeta] = useState<EntityMeta | null>(null);
+  const askedPath = params.get('path');
+  // undefined while the default plot is being looked up; then a path, or '/' when there is none.
+  const [initialPath, setInitialPath] = useState<string | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
-    if (!file) return;
     setError(null);
-    getJson<EntityMeta>(`/data/meta?file=${encodeURIComponent(file)}&path=${encodeURIComponent(path)}`).then(
-      setMeta,
+    setInitialPath(undefined);
+    if (!file) return;
+    if (askedPath) {
+      setInitialPath(askedPath);
+      return;
+    }
+    getJson<DefaultPlot>(`/data/default?file=${encodeURIComponent(file)}`).then(
+      (plot) => setInitialPath((plot.found && (plot.nxdata ?? plot.signal)) || '/'),
       (e: Error) => {
-        setMeta(null);
         setError(e.message);
+        setInitialPath('/');
       },
     );
-  }, [file, path]);
+  }, [file, askedPath]);
 
   if (!file) {
     return (
@@ -34,32 +45,17 @@ export default function ViewerArea({ params }: { params: URLSearchParams }) {
       </section>
     );
   }
-  const child = (name: string) => `${path === '/' ? '' : path}/${name}`;
-  const parent = path.split('/').slice(0, -1).join('/') || '/';
   return (
-    <section>
+    <section className="viewer-area">
       <h1>Viewer</h1>
-      <p className="filename">{file} <code>{path}</code></p>
-      {path !== '/' && <p><a href={href('viewer', { file, path: parent })}>↑ up</a></p>}
+      <p className="filename">{file}</p>
       {error && <p className="error" role="alert">{error}</p>}
-      {meta && (
-        <>
-          <p>{describe(meta)}</p>
-          {meta.children && (
-            <ul className="entities">
-              {meta.children.map((c) => (
-                <li key={c.name}>
-                  {c.kind === 'group' ? (
-                    <a href={href('viewer', { file, path: child(c.name) })}>{c.name}</a>
-                  ) : (
-                    <span>{c.name}</span>
-                  )}{' '}
-                  <small>{describe(c)}</small>
-                </li>
-              ))}
-            </ul>
-          )}
-        </>
+      {initialPath !== undefined && !error && (
+        <div className="h5web" data-testid="h5web" style={{ height: "calc(100vh - 11rem)", minHeight: 480 }}>
+          <Suspense fallback={<p>Loading the viewer…</p>}>
+            <H5WebViewer file={file} initialPath={initialPath} />
+          </Suspense>
+        </div>
       )}
     </section>
   );

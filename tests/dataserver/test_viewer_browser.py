@@ -1,0 +1,88 @@
+"""A scientist opens files in hebi's Viewer: h5web's H5GroveProvider, unchanged, in a real Chromium,
+against the dataserver of their real session (gateway + launcher + nginx), on a real Diamond file and
+on a raw-tomography layout under /entry1. The heatmap of the 3D dataset must appear with its data."""
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import CHROMIUM, CHROMIUM_FLAGS, FIXTURES, browser_login, real_component
+from h5_samples import write_tomo_entry1
+
+pytestmark = pytest.mark.browser
+
+# h5web draws with WebGL: headless Chromium needs its software renderer for that.
+WEBGL_FLAGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+
+
+@pytest.fixture(scope="module")
+def webgl_browser():
+    real_component("chromium", Path(CHROMIUM).exists(), "install it with scripts/install-system.sh chromium")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                              args=CHROMIUM_FLAGS + WEBGL_FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def viewer_page(webgl_browser):
+    context = webgl_browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def open_in_viewer(page, system, ref: str) -> list[str]:
+    """Open ``ref`` in the Viewer; returns the binary slice requests h5web made."""
+    slices: list[str] = []
+    page.on("response", lambda r: slices.append(f"{r.status} {r.url}")
+            if "/data/data?" in r.url and "format=bin" in r.url else None)
+    page.goto(f"{system.url}/#/viewer?file={ref}")
+    page.wait_for_selector("[data-testid=h5web]")
+    return slices
+
+
+def heatmap_pixels(page) -> np.ndarray:
+    canvas = page.locator("[data-testid=h5web] canvas").first
+    canvas.wait_for(state="visible", timeout=30_000)
+    page.wait_for_timeout(500)  # one more frame for WebGL to draw
+    return np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"))
+
+
+def test_real_diamond_projections_open_as_a_heatmap(system, viewer_page):
+    source = FIXTURES / "data" / "i12_lfov" / "tomo_data" / "pc2_projections.hdf"
+    real_component("Savu fixtures", source.exists(), f"the shared fixtures are missing ({source})")
+    data = system.folders("alice")["data"]
+    (data / "i12").mkdir(exist_ok=True)
+    shutil.copy(source, data / "i12" / "pc2_projections.hdf")
+    browser_login(viewer_page, system, "alice")
+    slices = open_in_viewer(viewer_page, system, "data/i12/pc2_projections.hdf")
+    # The file has no NeXus defaults: the dataserver picks its 3D stack, h5web shows it as a heatmap.
+    viewer_page.wait_for_selector("[data-testid=h5web] [role=tab]:has-text('Heatmap')", timeout=30_000)
+    pixels = heatmap_pixels(viewer_page)
+    assert len({tuple(p) for p in pixels.reshape(-1, 3)[::7]}) > 50, "the heatmap shows no image"
+    assert any(s.startswith("200 ") and ("selection=0%2C%3A%2C%3A" in s or "selection=0,:,:" in s)
+               for s in slices), slices
+    assert "D0" in viewer_page.inner_text("[data-testid=h5web]")  # the frame slider of the 3D stack
+
+
+def test_entry1_layout_opens_on_its_nexus_default_plot(system, viewer_page):
+    data = system.folders("alice")["data"]
+    write_tomo_entry1(data / "raw_entry1.nxs", frames=8, rows=64, cols=96)
+    browser_login(viewer_page, system, "alice")
+    open_in_viewer(viewer_page, system, "data/raw_entry1.nxs")
+    # NX Heatmap: h5web followed the defaults from the path the dataserver found under /entry1.
+    viewer_page.wait_for_selector("[data-testid=h5web] [role=tab]:has-text('NX Heatmap')", timeout=30_000)
+    pixels = heatmap_pixels(viewer_page)
+    assert len({tuple(p) for p in pixels.reshape(-1, 3)[::7]}) > 50
+    assert "entry1" in viewer_page.inner_text("[data-testid=h5web]")
