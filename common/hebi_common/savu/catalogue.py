@@ -161,7 +161,7 @@ def _score(words: list[str], plugin: Plugin) -> float:
             threshold = 0.75 if len(word) > 4 else 0.8
             if best < threshold:
                 return 0
-            total += 3 * best
+            total += 3 * best + whole  # the closer the whole name, the higher among equal word matches
     return total
 
 
