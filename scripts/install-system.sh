@@ -12,10 +12,12 @@ want=("$@")
 declare -A packages=(
   [nginx]="nginx-light"
   [chromium]="chromium chromium-driver fonts-dejavu-core"
+  [wrk]="wrk"
 )
 declare -A probe=(
   [nginx]="nginx"
   [chromium]="chromium"
+  [wrk]="wrk"
 )
 
 missing=()

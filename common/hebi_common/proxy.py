@@ -93,13 +93,13 @@ async def forward(request: web.Request, upstreams: Upstreams, upstream: str, *,
                 response.headers.add(name, value)
         if upstream_response.headers.get("Content-Type", "").startswith("text/event-stream"):
             response.headers.pop("Content-Length", None)
-        await response.prepare(request)
         try:
+            await response.prepare(request)
             async for chunk in upstream_response.content.iter_any():
                 await response.write(chunk)
+            await response.write_eof()
         except (aiohttp.ClientPayloadError, ConnectionResetError):
-            pass  # the upstream or the client went away mid-body; nothing useful left to send
-        await response.write_eof()
+            pass  # the upstream or the client went away mid-response; nobody is left to tell
         return response
 
 
