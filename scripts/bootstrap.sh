@@ -29,7 +29,8 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 fi
 stamp=.venv/.hebi-installed
 inputs=(requirements-dev.txt common/pyproject.toml api/pyproject.toml dataserver/pyproject.toml
-        kubernetes/pod_launcher/pyproject.toml kubernetes/gateway/pyproject.toml)
+        kubernetes/pod_launcher/pyproject.toml kubernetes/gateway/pyproject.toml
+        runner/pyproject.toml)
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$python" -m venv .venv
@@ -38,7 +39,7 @@ if [ ! -f "$stamp" ] || [ -n "$(find "${inputs[@]}" -newer "$stamp" 2>/dev/null)
   say "installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements-dev.txt \
-    -e common -e api -e dataserver -e kubernetes/pod_launcher -e kubernetes/gateway
+    -e common -e api -e dataserver -e kubernetes/pod_launcher -e kubernetes/gateway -e 'runner[test]'
   touch "$stamp"
 fi
 

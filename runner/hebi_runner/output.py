@@ -1,0 +1,142 @@
+"""Savu's output layout (notes/savu.md §1.2): the output folder, per-plugin HDF5 files, the
+``<stem>_processed.nxs`` master file linking them, and ``run_log/user.log`` with Savu's progress lines."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+CHUNK_CACHE_BYTES = 64 * 1024 * 1024
+
+
+def data_stem(path: Path) -> str:
+    """Savu names outputs after the data file: its name up to the first dot (a folder: its name)."""
+    return path.name.split(".")[0] or "data"
+
+
+def output_folder(out_root: Path, data_path: Path, folder: str | None) -> Path:
+    if folder:
+        if "/" in folder or folder in (".", ".."):
+            raise ValueError(f"output folder name '{folder}' must be a plain name, not a path")
+        return out_root / folder
+    return out_root / f"{time.strftime('%Y%m%d%H%M%S')}_{data_stem(data_path)}"
+
+
+class UserLog:
+    """``run_log/user.log`` written as Savu writes it, one flushed line per message."""
+
+    def __init__(self, path: Path, echo=None):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.echo = echo
+        self._file = open(path, "a", encoding="utf-8")
+
+    def message(self, text: str) -> None:
+        now = _dt.datetime.now()
+        line = f"{now:%Y-%m-%d %H:%M:%S},{now.microsecond // 1000:03d} - {text}"
+        self._file.write(line + "\n")
+        self._file.flush()
+        if self.echo:
+            self.echo(line)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def group_name(number: int, plugin: str, dataset: str) -> str:
+    return f"{number}-{plugin}-{dataset}"
+
+
+def h5_name(dataset: str, number: int, module: str) -> str:
+    return f"{dataset}_p{number}_{module.rsplit('.', 1)[-1]}.h5"
+
+
+def storage_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """HDF5 chunks that serve both sinogram and projection reads: 16 frames x 4 rows x a whole row."""
+    if len(shape) < 3:
+        return tuple(max(1, min(n, 4096)) for n in shape)
+    return (min(shape[0], 16), min(shape[1], 4), shape[2]) + (1,) * (len(shape) - 3)
+
+
+@dataclass
+class WrittenDataset:
+    """One plugin output, as the master file needs to describe it."""
+    name: str
+    number: int
+    plugin: str
+    file: Path
+    group: str
+    shape: tuple[int, ...]
+    axes: list[tuple[str, str, Any]]
+    kind: str
+    meta: dict[str, Any]
+
+
+def create_output(path: Path, number: int, plugin: str, dataset: str, shape: tuple[int, ...],
+                  axes: list[tuple[str, str, Any]]) -> tuple[h5py.File, h5py.Dataset]:
+    f = h5py.File(path, "w", rdcc_nbytes=CHUNK_CACHE_BYTES)
+    group = f.create_group(group_name(number, plugin, dataset))
+    group.attrs.update(NX_class="NXdata", signal="data", axes=[label for label, _, _ in axes])
+    data = group.create_dataset("data", shape=shape, dtype=np.float32, chunks=storage_chunks(shape))
+    return f, data
+
+
+def _describe(group: h5py.Group, written: WrittenDataset, out_dir: Path) -> None:
+    group.attrs.update(NX_class="NXdata", signal="data", axes=[label for label, _, _ in written.axes])
+    for index, (label, units, values) in enumerate(written.axes):
+        group.attrs[f"{label}_indices"] = index
+        values = np.asarray(values)
+        if values.dtype.kind in "UO":  # tuned values are labels: store them as byte strings
+            values = values.astype(str).astype("S")
+        axis = group.create_dataset(label, data=values)
+        axis.attrs["units"] = units
+    group["data"] = h5py.ExternalLink(os.path.relpath(written.file, out_dir), f"/{written.group}/data")
+    patterns = group.create_group("patterns")
+    if written.kind == "projections":
+        for name, core, slices in (("PROJECTION", [1, 2], [0]), ("SINOGRAM", [0, 2], [1])):
+            p = patterns.create_group(name)
+            p["core_dims"], p["slice_dims"] = core, slices
+    elif written.kind == "volume":
+        for name, core, slices in (("VOLUME_XZ", [0, 2], [1]),):
+            p = patterns.create_group(name)
+            p["core_dims"], p["slice_dims"] = core, slices
+    if written.meta:
+        meta = group.create_group("meta_data")
+        for key, value in written.meta.items():
+            meta.create_group(key).create_dataset(key, data=np.asarray(value))
+
+
+def write_master(out_dir: Path, stem: str, finals: list[WrittenDataset], intermediates: list[WrittenDataset],
+                 inputs: list[tuple[str, Path, str | None]], process_list: Path | None) -> Path:
+    """``<stem>_processed.nxs``: the process list as run, links to the input and every output."""
+    target = out_dir / f"{stem}_processed.nxs"
+    temp = out_dir / f".{target.name}.tmp"
+    with h5py.File(temp, "w") as f:
+        f.attrs["default"] = "entry"
+        entry = f.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        if process_list is not None:
+            with h5py.File(process_list, "r") as pl:
+                for name in ("plugin", "framework_citations", "savu_notes", "iterate_plugin_groups"):
+                    if f"entry/{name}" in pl:
+                        pl.copy(pl[f"entry/{name}"], entry, name=name)
+        for name, path, data_path in inputs:
+            group = entry.require_group("input_data").create_group(name)
+            group.attrs["NX_class"] = "NXdata"
+            group["file_path"] = str(path)
+            if data_path:
+                group["data"] = h5py.ExternalLink(str(path.resolve()), f"/{data_path}")
+        for written in finals:
+            _describe(entry.create_group(f"final_result_{written.name}"), written, out_dir)
+        if finals:
+            entry.attrs["default"] = f"final_result_{finals[-1].name}"
+        for written in intermediates:
+            _describe(entry.require_group("intermediate").create_group(written.group), written, out_dir)
+    os.replace(temp, target)
+    return target
