@@ -12,7 +12,7 @@ from hebi_common.logs import setup_logging
 from hebi_common.savu.catalogue import load_catalogue
 from hebi_common.session import SessionContext, install_flask_session_guard
 
-from . import files, health, plugins
+from . import files, health, openapi, plugins, process_lists
 
 
 def create_app(config: HebiConfig | None = None, context: SessionContext | None = None) -> Flask:
@@ -28,6 +28,6 @@ def create_app(config: HebiConfig | None = None, context: SessionContext | None 
         "catalogue": load_catalogue(config.session.plugin_catalogue),
     }
     install_flask_session_guard(app, context)
-    for blueprint in (health.blueprint, plugins.blueprint, files.blueprint):
+    for blueprint in (health.blueprint, plugins.blueprint, files.blueprint, process_lists.blueprint, openapi.blueprint):
         app.register_blueprint(blueprint, url_prefix="/api")
     return app

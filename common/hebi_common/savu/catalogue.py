@@ -132,7 +132,11 @@ class Catalogue:
     def suggest(self, name: str) -> list[str]:
         """Close plugin names for a message like "did you mean ...?"."""
         lowered = {n.lower(): n for n in self.plugins}
-        return [lowered[n] for n in difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)]
+        close = [lowered[n] for n in difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)]
+        for plugin in self.search(name)[:3]:  # a word of the name is enough ("Ravenn" -> RavenFilter)
+            if plugin.name not in close and len(close) < 3:
+                close.append(plugin.name)
+        return close
 
 
 def _words(plugin: Plugin) -> list[str]:
