@@ -49,8 +49,17 @@ def result_dtype(dtype: np.dtype, how: Reduction) -> np.dtype:
         else np.dtype(np.float32)
 
 
+def band_rows(shape: tuple[int, ...], dtype: np.dtype, size: tuple[int, ...], band_bytes: int = BAND_BYTES) -> int:
+    """Rows read per step: a whole number of output rows, as many as fit in ``band_bytes``."""
+    if len(shape) == 1:
+        return 1
+    fy = factors(shape, size)[0]
+    return max(fy, (band_bytes // max(1, shape[1] * dtype.itemsize)) // fy * fy)
+
+
 def downsample(read_rows: Callable[[int, int], np.ndarray], shape: tuple[int, ...], dtype: np.dtype,
-               size: tuple[int, ...], how: Reduction) -> tuple[np.ndarray, tuple[int, ...]]:
+               size: tuple[int, ...], how: Reduction, band_bytes: int = BAND_BYTES
+               ) -> tuple[np.ndarray, tuple[int, ...]]:
     """Bin a (rows, cols) or (cols,) selection; returns the result and the factors used."""
     if how not in REDUCTIONS:
         raise DataError(f"reduce must be one of {', '.join(REDUCTIONS)}, not {how!r}")
@@ -62,9 +71,9 @@ def downsample(read_rows: Callable[[int, int], np.ndarray], shape: tuple[int, ..
     fy, fx = factors(shape, size)
     out_rows, out_cols = math.ceil(rows / fy), math.ceil(cols / fx)
     out = np.empty((out_rows, out_cols), dtype=result_dtype(dtype, how))
-    band_rows = max(fy, (BAND_BYTES // max(1, cols * dtype.itemsize)) // fy * fy)
-    for start in range(0, rows, band_rows):
-        stop = min(rows, start + band_rows)
+    step = band_rows(shape, dtype, size, band_bytes)
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
         block = np.asarray(read_rows(start, stop))
         out[start // fy: start // fy + math.ceil((stop - start) / fy)] = _reduce_band(block, fy, fx, how, out.dtype)
     return out, (fy, fx)

@@ -5,7 +5,8 @@ slice of a compressed stack decodes the same chunks again) and re-resolves every
 small LRU keeps read-only handles, each with a raw file descriptor beside it for the parallel chunk
 reader. A handle is reused only while the file on disk is the one it opened (same inode, size and
 mtime): a file that a running job is still writing changes, so the next request opens it afresh and
-reads what is there now. Files are opened with ``swmr=True`` (readers of files written in SWMR mode see
+reads what is there now (never ``H5Drefresh``: it rebuilds a dataset's chunk index under the feet of
+other threads reading the same dataset). Files are opened with ``swmr=True`` (readers of files written in SWMR mode see
 a consistent state) and without HDF5 file locking (a writer holding a lock must not block viewers).
 
 Handles are leased: a request holds a lease for as long as it reads, and a handle dropped from the cache
@@ -30,6 +31,8 @@ except ImportError:  # pragma: no cover - hdf5plugin is a dependency, but readin
     pass
 
 from .errors import DataError
+
+STALE_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -59,13 +62,14 @@ class OpenFile:
     fd: int
     leases: int = 0
     retired: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    closed: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def close(self) -> None:
         try:
             self.h5.close()
         finally:
             os.close(self.fd)
+            self.closed.set()
 
 
 class OpenFileCache:
@@ -76,6 +80,7 @@ class OpenFileCache:
         self.chunk_cache_bytes = chunk_cache_bytes
         self._files: OrderedDict[str, OpenFile] = OrderedDict()
         self._lock = threading.Lock()
+        self._opening: dict[str, threading.Lock] = {}
         self.opened = 0  # how many times a file was really opened (tests check reuse)
 
     @contextmanager
@@ -98,22 +103,40 @@ class OpenFileCache:
         identity = FileIdentity.of(stat)
         key = str(path)
         with self._lock:
-            cached = self._files.get(key)
-            if cached is not None and cached.identity == identity:
-                self._files.move_to_end(key)
-                cached.leases += 1
+            cached = self._lease_if_current(key, identity)
+            if cached is not None:
                 return cached
-        fresh = self._open(Path(path), identity, shown_as)
-        with self._lock:
-            old = self._files.pop(key, None)
-            if old is not None:
-                self._retire(old)
-            self._files[key] = fresh
-            fresh.leases += 1
-            while len(self._files) > self.max_files:
-                _, evicted = self._files.popitem(last=False)
-                self._retire(evicted)
+            opening = self._opening.setdefault(key, threading.Lock())
+        # One thread opens a file at a time: HDF5 shares one open file per inode within a process, and
+        # two h5py handles of the same file interfere when either is closed.
+        with opening:
+            with self._lock:
+                cached = self._lease_if_current(key, identity)
+                if cached is not None:
+                    return cached
+                stale = self._files.pop(key, None)
+                if stale is not None:  # the file changed on disk: this handle must go first
+                    self._retire(stale)
+            if stale is not None and not stale.closed.is_set():
+                # Opened while the old handle lives, the new one would see the old metadata.
+                # Requests are short; wait for them to finish.
+                stale.closed.wait(STALE_WAIT_SECONDS)
+            fresh = self._open(Path(path), identity, shown_as)
+            with self._lock:
+                self._files[key] = fresh
+                fresh.leases += 1
+                while len(self._files) > self.max_files:
+                    _, evicted = self._files.popitem(last=False)
+                    self._retire(evicted)
         return fresh
+
+    def _lease_if_current(self, key: str, identity: FileIdentity) -> OpenFile | None:
+        cached = self._files.get(key)
+        if cached is not None and cached.identity == identity:
+            self._files.move_to_end(key)
+            cached.leases += 1
+            return cached
+        return None
 
     def _open(self, path: Path, identity: FileIdentity, shown_as: str) -> OpenFile:
         try:

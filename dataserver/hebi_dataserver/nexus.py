@@ -4,7 +4,8 @@ It follows the NeXus ``default`` attributes from the root (relative or absolute,
 to an NXdata group and its ``signal``, exactly what h5web does, and never assumes ``/entry``: the DAWN
 server's hard-coded ``/entry`` broke on Diamond files that use ``/entry1``. Without ``default`` it uses
 NeXus's implicit rule (the first NXdata child, else the first NXentry, NXsubentry or NXprocess, looked
-into in turn); failing that, the largest dataset of two or more dimensions, so that plain HDF5 files
+into in turn); failing that, the first NXdata group anywhere whose signal can be read (Savu's output
+sets no NX_class on its entries); failing that, the largest dataset of two or more dimensions, so that plain HDF5 files
 (a detector's frames under ``/entry/data/data``, or anywhere else) open on their image stack too.
 """
 from __future__ import annotations
@@ -67,6 +68,9 @@ def find_default_plot(resolver: Resolver) -> dict:
         if step is None:
             break
         entity = step
+    searched = _search_nxdata(resolver, chain)
+    if searched is not None:
+        return searched
     largest = _largest_dataset(resolver, resolver.locate("/", "all"))
     if largest is None:
         return {"found": False, "how": "nothing to plot: no NXdata and no dataset of 2 or more dimensions",
@@ -110,6 +114,28 @@ def _describe(resolver: Resolver, nxdata: Entity, chain: list[str], how: str) ->
     return {"found": True, "how": how, "chain": chain, "nxdata": nxdata.path, "signal": signal_path,
             "shape": shape, "axes": list_attr(group, "axes"),
             "interpretation": interpretation or text_attr(group, "interpretation")}
+
+
+def _search_nxdata(resolver: Resolver, chain: list[str]) -> dict | None:
+    """Files without NX_class on their entries (Savu's own output has none on /entry1): any NXdata
+    group with a signal, in file order; the first whose signal can be read wins."""
+    candidates: list[str] = []
+
+    def visit(name: str, obj):
+        if len(candidates) > 64:
+            return True
+        if isinstance(obj, h5py.Group) and text_attr(obj, "NX_class") == "NXdata" and text_attr(obj, "signal"):
+            candidates.append("/" + name)
+        return None
+
+    resolver.locate("/", "all").obj.visititems(visit)
+    first_problem = None
+    for path in candidates:
+        described = _describe(resolver, resolver.locate(path, "all"), chain + [path], "search for NXdata")
+        if described["found"]:
+            return described
+        first_problem = first_problem or described
+    return first_problem
 
 
 def _largest_dataset(resolver: Resolver, root: Entity) -> Entity | None:

@@ -65,11 +65,6 @@ class SelectionReader:
         hi = np.array([s.stop for s in box], dtype=np.int64)
         box_shape = tuple(int(n) for n in hi - lo)
         itemsize = dataset.dtype.itemsize
-        if handle.h5.swmr_mode:
-            try:  # a file being written in SWMR mode: see the chunks written since it was opened
-                dataset.id.refresh()
-            except (OSError, RuntimeError):
-                pass
         out = np.empty(box_shape, dtype=dataset.dtype)
         if out.size == 0:
             return out.reshape(selection.shape)

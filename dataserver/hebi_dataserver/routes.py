@@ -25,7 +25,7 @@ from hebi_common.sandbox import SandboxError
 from . import httpcache
 from .confine import check_dataset_sources
 from .content import Resolver, parse_resolve_links
-from .downsample import downsample, parse_size
+from .downsample import BAND_BYTES, band_rows, downsample, parse_size
 from .encoders import Encoded, encode, encode_json, parse_format
 from .errors import DataError
 from .nexus import find_default_plot
@@ -233,12 +233,13 @@ def _downsampled(entity, dataset: h5py.Dataset, selection: Selection, size_text:
     size = parse_size(size_text, len(selection.shape))
     reader = _hebi()["reader"]
     row_dim = [i for i, m in enumerate(selection.members) if not isinstance(m, int)][0]
-    rows = selection.shape[0]
-    cols = selection.shape[1] if len(selection.shape) == 2 else 1
-    # The server holds one band of rows at a time and the result; the band is at most 32 MiB.
-    band = min(rows, max(1, (32 * 1024**2) // max(1, cols * dataset.dtype.itemsize)))
+    # The server holds one band of rows at a time plus the result: the band shrinks to fit the limit.
+    limit = _hebi()["config"].dataserver.max_request_bytes
     out_cells = math.prod(math.ceil(n / math.ceil(n / s)) for n, s in zip(selection.shape, size))
-    _limit(band * cols * dataset.dtype.itemsize + out_cells * 8, f"downsampling {entity.path}{_shown(selection)}")
+    band_bytes = min(BAND_BYTES, max(0, limit - out_cells * 8))
+    rows = band_rows(selection.shape, dataset.dtype, size, band_bytes)
+    row_bytes = (selection.shape[1] if len(selection.shape) == 2 else selection.shape[0]) * dataset.dtype.itemsize
+    _limit(rows * row_bytes + out_cells * 8, f"downsampling {entity.path}{_shown(selection)}")
     member = selection.members[row_dim]
 
     def read_rows(start: int, stop: int) -> np.ndarray:
@@ -248,7 +249,7 @@ def _downsampled(entity, dataset: h5py.Dataset, selection: Selection, size_text:
         sub = Selection(tuple(members), (stop - start, *selection.shape[1:]))
         return reader.read(entity.file, dataset, sub)
 
-    return downsample(read_rows, selection.shape, dataset.dtype, size, how)
+    return downsample(read_rows, selection.shape, dataset.dtype, size, how, band_bytes)
 
 
 @blueprint.get("/stats")

@@ -65,3 +65,13 @@ def write_tomo_entry1(path: Path, frames: int = 6, rows: int = 40, cols: int = 5
         group.create_dataset("data", data=values, chunks=chunks or (1, rows, cols))
         group["rotation_angle"] = np.linspace(0, 180, frames)
     return values
+
+
+def run_elsewhere(code: str, **names) -> None:
+    """Run Python ``code`` in another process, as a running job would write a file (HDF5 refuses to open a
+    file twice in one process with different modes, and the dataserver under test holds it open)."""
+    import subprocess
+    import sys
+
+    preamble = "import h5py, numpy as np\n" + "".join(f"{key} = {value!r}\n" for key, value in names.items())
+    subprocess.run([sys.executable, "-c", preamble + code], check=True, timeout=60)
