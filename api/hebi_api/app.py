@@ -13,6 +13,7 @@ from hebi_common.savu.catalogue import load_catalogue
 from hebi_common.session import SessionContext, install_flask_session_guard
 
 from . import files, health, openapi, plugins, process_lists
+from .jobs import routes as jobs_routes
 
 
 def create_app(config: HebiConfig | None = None, context: SessionContext | None = None) -> Flask:
@@ -30,4 +31,5 @@ def create_app(config: HebiConfig | None = None, context: SessionContext | None 
     install_flask_session_guard(app, context)
     for blueprint in (health.blueprint, plugins.blueprint, files.blueprint, process_lists.blueprint, openapi.blueprint):
         app.register_blueprint(blueprint, url_prefix="/api")
+    app.register_blueprint(jobs_routes.blueprint, url_prefix="/api")
     return app

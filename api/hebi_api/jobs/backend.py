@@ -1,0 +1,127 @@
+"""The cluster backend interface: the few things hebi asks of a scheduler, and the values they return.
+
+A backend submits a command (an argument list, never a shell string), reports the state of many jobs
+in ONE scheduler query, cancels, and tells which queues have free slots. A job's end is told in one
+vocabulary whatever the scheduler: finished, failed, cancelled, timeout (killed at its time limit) or
+lost (the scheduler no longer knows it and has no record of how it ended).
+"""
+from __future__ import annotations
+
+import signal as _signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Protocol
+
+QUEUED, RUNNING, ENDED, MISSING = "queued", "running", "ended", "missing"
+REASONS = ("finished", "failed", "cancelled", "timeout", "lost")
+
+
+class ClusterUnavailable(Exception):
+    """The scheduler cannot be reached; the message says why (answered with 503)."""
+
+
+class SubmitRejected(Exception):
+    """The scheduler refused the job as asked (answered with 400); the message says why."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    command: list[str]
+    workdir: Path
+    name: str
+    stdout: Path
+    stderr: Path
+    env: dict[str, str] = field(default_factory=dict)
+    queue: str = ""
+    time_limit: int = 3600  # seconds
+    cores: int = 1
+    memory_mb: int = 0  # 0 = no request
+
+
+@dataclass(frozen=True)
+class JobEnd:
+    reason: str  # one of REASONS
+    exit_code: int | None = None
+    signal: str | None = None  # e.g. "SIGKILL"
+    wall_time: float | None = None  # seconds
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """What a backend needs to find one of its jobs again (also after a restart)."""
+
+    backend_id: str
+    name: str
+    submitted_at: float
+    cancel_requested: bool = False
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    state: str  # QUEUED, RUNNING, ENDED or MISSING (neither the scheduler nor its accounting knows it)
+    started_at: float | None = None
+    end: JobEnd | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    name: str
+    used: int
+    free: int
+    total: int
+    available: bool = True
+    time_limit: int | None = None  # seconds; None = unlimited
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "used": self.used, "free": self.free, "total": self.total,
+                "available": self.available, "time_limit": self.time_limit}
+
+
+class ClusterBackend(Protocol):
+    name: str
+
+    def submit(self, spec: JobSpec) -> str:
+        """Submit; return the scheduler's job id. ClusterUnavailable / SubmitRejected on failure."""
+
+    def statuses(self, jobs: Iterable[JobRef]) -> dict[str, BackendStatus]:
+        """The state of every job given, by backend id, from one scheduler query (plus, for jobs that
+        left the queue, one accounting lookup). ClusterUnavailable when the scheduler is down."""
+
+    def cancel(self, ref: JobRef) -> None:
+        """Ask the scheduler to end the job (no error when it has already ended)."""
+
+    def availability(self) -> list[QueueInfo]:
+        """Queues (partitions) with slots used and free. ClusterUnavailable when down."""
+
+    def close(self) -> None:
+        """Release the scheduler session."""
+
+
+def signal_name(number: int | None) -> str | None:
+    if not number:
+        return None
+    try:
+        return _signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def hms(seconds: int) -> str:
+    seconds = max(int(seconds), 1)
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def make_backend(name: str, config, state_dir: Path) -> ClusterBackend:
+    """The backend configured under ``name`` (``config`` is the whole JobsConfig)."""
+    if name == "local":
+        from .local import LocalBackend
+        return LocalBackend(state_dir / "local-jobs", config.local)
+    if name == "drmaa":
+        from .drmaa_backend import DrmaaBackend
+        return DrmaaBackend(config.drmaa)
+    if name == "slurm":
+        from .slurm import SlurmBackend
+        return SlurmBackend(config.slurm, state_dir)
+    raise ValueError(f"unknown cluster backend {name!r} (local, drmaa or slurm)")

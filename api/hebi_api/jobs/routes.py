@@ -1,0 +1,274 @@
+"""REST for jobs: submit, list, show, cancel, log (tail and live), outputs, cluster availability, and a
+server-sent event stream of job changes. Errors are JSON ``{"error": ...}`` like everywhere in the API."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
+
+from ..state import hebi
+from .backend import ClusterUnavailable, SubmitRejected
+from .registry import STATES
+from .savu import JobRequestError, log_tail, parse_request
+from .service import JOB_FOLDER, JobService
+
+blueprint = Blueprint("jobs", __name__)
+STREAM_SECONDS = 300  # an event stream ends after this; EventSource reconnects by itself (Last-Event-ID)
+LOG_STREAMS = ("stdout", "stderr", "user")
+
+
+def service() -> JobService:
+    extensions = current_app.extensions["hebi"]
+    jobs = extensions.get("jobs")
+    if jobs is None:
+        config, context = extensions["config"], extensions["context"]
+        state_dir = Path(config.session.state_dir.replace("{user}", context.user).replace("{home}", context.home or ""))
+        jobs = extensions["jobs"] = JobService(config.jobs, state_dir, context.roots)
+    return jobs
+
+
+def public(job: dict) -> dict:
+    """A job as the API shows it: paths as <root>/<path>, nothing of the machine's layout."""
+    roots = hebi("context").roots
+    run_dir = _ref_or_none(roots, job["run_dir"])
+    return {
+        "id": job["id"], "name": job["name"], "mode": job["mode"], "state": job["state"],
+        "message": job["message"], "backend": job["backend"], "scheduler_id": job["backend_id"],
+        "queue": job["queue"], "process_list": job["process_list"], "dataset": job["dataset"],
+        "output": job["output"], "run_folder": run_dir,
+        "resources": {key: job["spec"].get(key) for key in ("time_limit", "cores", "memory_mb")},
+        "preview": job["spec"].get("preview"),
+        "progress": job["progress"], "progress_text": job["progress_text"],
+        "submitted_at": job["submitted_at"], "started_at": job["started_at"], "ended_at": job["ended_at"],
+        "end": None if job["state"] not in ("finished", "failed", "cancelled", "timeout", "lost") else {
+            "reason": job["state"], "exit_code": job["exit_code"], "signal": job["signal"],
+            "wall_time": job["wall_time"]},
+        "cancel_requested": job["cancel_requested_at"] is not None,
+    }
+
+
+def _ref_or_none(roots, path: str) -> str | None:
+    try:
+        return roots.to_ref(Path(path))
+    except Exception:  # noqa: BLE001 - the folder may not exist yet, or not be under a root
+        return None
+
+
+def _job_or_404(job_id: str) -> dict:
+    job = service().registry.get(job_id)
+    if job is None:
+        abort(404, description=f"there is no job {job_id!r}")
+    return job
+
+
+def _cluster_note(jobs: JobService) -> dict:
+    return {"available": not jobs.unavailable, "unavailable": dict(jobs.unavailable)}
+
+
+@blueprint.errorhandler(JobRequestError)
+def _bad_request(error: JobRequestError):
+    return jsonify(error=error.message), error.status
+
+
+@blueprint.errorhandler(ClusterUnavailable)
+def _unavailable(error: ClusterUnavailable):
+    return jsonify(error=f"cluster unavailable: {error}"), 503
+
+
+@blueprint.errorhandler(SubmitRejected)
+def _rejected(error: SubmitRejected):
+    return jsonify(error=str(error)), 400
+
+
+@blueprint.post("/jobs")
+def submit():
+    jobs = service()
+    job_request = parse_request(request.get_json(silent=True), hebi("context").roots, hebi("config").jobs)
+    job = jobs.submit(job_request)
+    return jsonify(public(job)), 201
+
+
+@blueprint.get("/jobs")
+def list_jobs():
+    jobs = service()
+    jobs.refresh()
+    states = [state for state in request.args.get("state", "").split(",") if state]
+    for state in states:
+        if state not in STATES:
+            abort(400, description=f"unknown state {state!r} (one of {', '.join(STATES)})")
+    mode = request.args.get("mode") or None
+    if mode not in (None, "preview", "full"):
+        abort(400, description=f"unknown mode {mode!r}: preview or full")
+    limit = _int_arg("limit", 1000, 1, 10000)
+    offset = _int_arg("offset", 0, 0, 10**9)
+    since = request.args.get("since")
+    try:
+        since_value = float(since) if since else None
+    except ValueError:
+        abort(400, description="'since' is a time in seconds since 1970")
+    found, total = jobs.registry.list(states=states or None, mode=mode, since=since_value,
+                                      text=request.args.get("q") or None, limit=limit, offset=offset)
+    return jsonify(jobs=[public(job) for job in found], total=total, cluster=_cluster_note(jobs))
+
+
+@blueprint.get("/jobs/<job_id>")
+def show_job(job_id: str):
+    jobs = service()
+    jobs.refresh()
+    job = _job_or_404(job_id)
+    return jsonify(dict(public(job), cluster=_cluster_note(jobs)))
+
+
+@blueprint.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str):
+    job = service().cancel(_job_or_404(job_id))
+    return jsonify(public(job))
+
+
+def _log_path(job: dict, which: str) -> Path:
+    if which not in LOG_STREAMS:
+        abort(400, description=f"unknown log {which!r}: stdout, stderr or user (Savu's run_log/user.log)")
+    if which == "user":
+        return Path(job["run_dir"]) / "run_log" / "user.log"
+    return Path(job["spec"][which])
+
+
+@blueprint.get("/jobs/<job_id>/log")
+def job_log(job_id: str):
+    """``?stream=stdout|stderr|user&lines=N`` for the tail; ``&follow=1`` streams new lines as SSE."""
+    jobs = service()
+    job = _job_or_404(job_id)
+    which = request.args.get("stream", "user")
+    path = _log_path(job, which)
+    lines = _int_arg("lines", 200, 0, 10000)
+    if request.args.get("follow") not in ("1", "true", "yes"):
+        text, size = log_tail(path, lines)
+        return jsonify(job=job_id, stream=which, text=text, size=size, exists=path.exists())
+
+    def follow():
+        text, offset = log_tail(path, lines)
+        if text:
+            yield _event("log", {"text": text})
+        deadline = time.monotonic() + STREAM_SECONDS
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            chunk, offset = _read_from(path, offset)
+            if chunk:
+                yield _event("log", {"text": chunk})
+                quiet_since = time.monotonic()
+            else:
+                current = jobs.registry.get(job_id)
+                if current and current["state"] not in ("submitting", "queued", "running", "unknown"):
+                    chunk, offset = _read_from(path, offset)
+                    if chunk:
+                        yield _event("log", {"text": chunk})
+                    yield _event("end", {"state": current["state"]})
+                    return
+                if time.monotonic() - quiet_since > 15:
+                    yield ": keep-alive\n\n"
+                    quiet_since = time.monotonic()
+                jobs.refresh()
+                time.sleep(0.5)
+    return _sse(follow())
+
+
+def _read_from(path: Path, offset: int) -> tuple[str, int]:
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size < offset:
+                offset = 0
+            handle.seek(offset)
+            data = handle.read(min(size - offset, 1024 * 1024))
+    except FileNotFoundError:
+        return "", offset
+    end = data.rfind(b"\n") + 1  # whole lines only; the rest comes with the next read
+    return data[:end].decode("utf-8", "replace"), offset + end
+
+
+@blueprint.get("/jobs/<job_id>/outputs")
+def job_outputs(job_id: str):
+    """Files the run wrote (its run folder), as <root>/<path> names the file browser understands."""
+    job = _job_or_404(job_id)
+    roots = hebi("context").roots
+    run_dir = Path(job["run_dir"])
+    files = []
+    if run_dir.is_dir():
+        for folder, subfolders, names in os.walk(run_dir):
+            subfolders[:] = sorted(name for name in subfolders if name != JOB_FOLDER)
+            for name in sorted(names):
+                path = Path(folder) / name
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue
+                files.append({"path": roots.to_ref(path), "size": stat.st_size, "modified": int(stat.st_mtime)})
+                if len(files) >= 5000:
+                    break
+    return jsonify(job=job_id, run_folder=_ref_or_none(roots, str(run_dir)), exists=run_dir.is_dir(), files=files)
+
+
+@blueprint.get("/cluster")
+def cluster():
+    jobs = service()
+    return jsonify(modes=jobs.availability())
+
+
+@blueprint.get("/jobs/events")
+def job_events():
+    """Server-sent events: one ``job`` event per change of a job (its whole public form). Resumes from
+    ``Last-Event-ID`` (or ``?after=``); without one it starts with the jobs changed from now on."""
+    jobs = service()
+    last = request.headers.get("Last-Event-ID") or request.args.get("after")
+    try:
+        after = int(last) if last else jobs.registry.last_change()
+    except ValueError:
+        abort(400, description="Last-Event-ID must be a number")
+
+    def stream():
+        nonlocal after
+        yield "retry: 2000\n\n"
+        deadline = time.monotonic() + STREAM_SECONDS
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            jobs.refresh()
+            changed = jobs.registry.changed_since(after)
+            for job in changed:
+                after = max(after, job["change"])
+                yield _event("job", public(job), event_id=job["change"])
+            if changed:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > 15:
+                yield ": keep-alive\n\n"
+                quiet_since = time.monotonic()
+            with jobs.changed:
+                jobs.changed.wait(timeout=min(1.0, jobs.config.poll_interval))
+    return _sse(stream())
+
+
+def _event(kind: str, data: dict, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {json.dumps(data)}\n\n"
+
+
+def _sse(generator) -> Response:
+    response = Response(stream_with_context(generator), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # nginx must pass events on at once
+    return response
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    value = request.args.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        abort(400, description=f"'{name}' must be a whole number")
+    if not low <= number <= high:
+        abort(400, description=f"'{name}' must be between {low} and {high}")
+    return number

@@ -1,0 +1,325 @@
+"""Building a Savu job from what a user asked: checks, the preview copy of the list, the command, and
+reading the run's progress back from its ``run_log/user.log``.
+
+A job is a process list + a dataset + an output folder + a mode. Preview runs a copy of the list whose
+loader ``preview`` keeps a few central slices (or the slices the user chose); full runs the list as it
+is. The command is an argument list (``savu DATA LIST OUT -f FOLDER`` or the runner); user text only
+ever becomes whole arguments, and text with shell metacharacters is refused before anything is written.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hebi_common.sandbox import Roots, SandboxError
+
+MODES = ("preview", "full")
+#: Characters a shell would act on. Refused in every text field, so that no user text can ever mean
+#: more than itself, even if an admin's job command hands it to a shell.
+SHELL_META = set(";&|$`<>()\\\"'*?!{}[]~\n\r\t")
+PREVIEW_EXPRESSION = re.compile(r"^(?:[0-9+\-*/ ]|start|mid|end)+(?::(?:[0-9+\-*/ ]|start|mid|end)*){0,3}$")
+PROGRESS_LINE = re.compile(r"(?:^|\s-\s)(?:(?P<label>.*?)\s-\s)?(?P<percent>\d{1,3})% complete")
+RUNNING_LINE = re.compile(r"\*Running the (?P<name>\S+) plugin\*")
+
+
+class JobRequestError(Exception):
+    """A request that cannot become a job; ``status`` is the HTTP status, the message names the field."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class SavuJobRequest:
+    process_list: Path
+    dataset: Path
+    output: Path
+    mode: str
+    name: str
+    time_limit: int
+    cores: int
+    memory_mb: int
+    queue: str
+    preview_slices: str | None  # the loader preview entry for the slice dimension (preview mode)
+    refs: dict[str, str]  # process_list/dataset/output as <root>/<path>
+    plugins: int  # active processing plugins (for overall progress)
+
+
+def check_text(field: str, value: Any, limit: int = 4096) -> str:
+    if not isinstance(value, str):
+        raise JobRequestError(f"'{field}' must be text")
+    bad = sorted({char for char in value if char in SHELL_META or ord(char) < 32})
+    if bad:
+        shown = " ".join(repr(char) for char in bad)
+        raise JobRequestError(f"'{field}' contains characters that are not allowed in a job ({shown}): "
+                              f"rename the file or folder, or choose another name")
+    if len(value) > limit:
+        raise JobRequestError(f"'{field}' is longer than {limit} characters")
+    return value
+
+
+def parse_request(body: Any, roots: Roots, jobs_config) -> SavuJobRequest:
+    """Check everything a submission asks for; raise JobRequestError naming the first problem."""
+    if not isinstance(body, dict):
+        raise JobRequestError("send a JSON object: {\"process_list\", \"dataset\", \"output\", \"mode\", \"resources\"}")
+    unknown = sorted(set(body) - {"process_list", "dataset", "output", "mode", "resources", "name", "preview"})
+    if unknown:
+        raise JobRequestError(f"unknown field '{unknown[0]}'")
+    for field in ("process_list", "dataset", "output", "mode"):
+        if not body.get(field):
+            raise JobRequestError(f"'{field}' is required")
+    refs = {field: check_text(field, body[field]) for field in ("process_list", "dataset", "output")}
+    mode = check_text("mode", body["mode"], 20)
+    if mode not in MODES:
+        raise JobRequestError(f"unknown mode {mode!r}: a job is either 'preview' or 'full'")
+    name = check_text("name", body.get("name") or "", 100)
+    mode_config = getattr(jobs_config, mode)
+
+    process_list = _existing_file(roots, refs["process_list"], "process list")
+    plugins = _check_process_list(process_list, refs["process_list"])
+    dataset = _existing(roots, refs["dataset"], "dataset")
+    output = _output_folder(roots, refs["output"])
+
+    resources = body.get("resources") or {}
+    if not isinstance(resources, dict):
+        raise JobRequestError("'resources' must be an object: {\"time_limit\", \"cores\", \"memory_mb\", \"queue\"}")
+    unknown = sorted(set(resources) - {"time_limit", "cores", "memory_mb", "queue"})
+    if unknown:
+        raise JobRequestError(f"unknown resource '{unknown[0]}' (time_limit, cores, memory_mb, queue)")
+    queue = mode_config.queue
+    if resources.get("queue") not in (None, ""):
+        asked = check_text("resources.queue", resources["queue"], 100)
+        if asked != mode_config.queue:
+            shown = f"{mode} jobs go to {mode_config.queue!r}" if mode_config.queue else f"{mode} jobs take no queue"
+            raise JobRequestError(f"unknown queue {asked!r}: {shown}")
+    time_limit = _time_limit(resources.get("time_limit", mode_config.time_limit))
+    if time_limit > mode_config.max_time_limit:
+        raise JobRequestError(f"a time limit of {time_limit} s is more than {mode} jobs may ask for "
+                              f"({mode_config.max_time_limit} s)")
+    cores = _whole(resources.get("cores", 1), "resources.cores")
+    if cores > mode_config.max_cores:
+        raise JobRequestError(f"{cores} cores is more than {mode} jobs may ask for ({mode_config.max_cores})")
+    memory = _whole(resources.get("memory_mb", mode_config.memory_mb), "resources.memory_mb", minimum=0)
+    if memory > mode_config.max_memory_mb:
+        raise JobRequestError(f"{memory} MB of memory is more than {mode} jobs may ask for "
+                              f"({mode_config.max_memory_mb} MB)")
+
+    slices = None
+    if mode == "preview":
+        slices = preview_entry(body.get("preview"), jobs_config.preview_slices)
+    elif body.get("preview") not in (None, ""):
+        raise JobRequestError("'preview' (the slices to keep) applies to preview jobs only")
+    return SavuJobRequest(process_list, dataset, output, mode, name, time_limit, cores, memory, queue, slices,
+                          refs, plugins)
+
+
+def preview_entry(asked: Any, default_count: int) -> str:
+    """The loader preview entry for the slice dimension: N central slices, or the user's expression."""
+    if asked in (None, ""):
+        asked = default_count
+    if isinstance(asked, bool):
+        raise JobRequestError("'preview' is a number of central slices or a Savu preview such as 'mid-2:mid+3'")
+    if isinstance(asked, int):
+        if not 1 <= asked <= 1000:
+            raise JobRequestError("'preview' must keep between 1 and 1000 slices")
+        before = asked // 2
+        after = asked - before
+        return f"mid-{before}:mid+{after}" if before else f"mid:mid+{after}"
+    text = check_text("preview", asked, 100).strip()
+    if not PREVIEW_EXPRESSION.match(text):
+        raise JobRequestError(f"'preview' {text!r} is not a Savu preview entry: use start[:stop[:step[:chunk]]] with "
+                              "numbers and the words start, mid and end, e.g. 'mid-2:mid+3'")
+    return text
+
+
+def _time_limit(value: Any) -> int:
+    if isinstance(value, str) and re.fullmatch(r"\d+:\d{1,2}:\d{1,2}", value):
+        hours, minutes, seconds = (int(part) for part in value.split(":"))
+        value = hours * 3600 + minutes * 60 + seconds
+    return _whole(value, "resources.time_limit")
+
+
+def _whole(value: Any, field: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < minimum:
+        raise JobRequestError(f"'{field}' must be a whole number of at least {minimum}")
+    return int(value)
+
+
+def _resolve(roots: Roots, ref: str, *, for_writing: bool = False) -> Path:
+    try:
+        return roots.resolve_ref(ref, for_writing=for_writing)[1]
+    except SandboxError as error:
+        raise JobRequestError(f"{ref}: {error.message}", error.status) from None
+
+
+def _existing(roots: Roots, ref: str, what: str) -> Path:
+    path = _resolve(roots, ref)
+    if not path.exists():
+        raise JobRequestError(f"the {what} {ref} does not exist", 404)
+    if not os.access(path, os.R_OK):
+        raise JobRequestError(f"the {what} {ref} cannot be read (permission denied)", 403)
+    return path
+
+
+def _existing_file(roots: Roots, ref: str, what: str) -> Path:
+    path = _existing(roots, ref, what)
+    if not path.is_file():
+        raise JobRequestError(f"the {what} {ref} is a folder, not a file")
+    return path
+
+
+def _check_process_list(path: Path, ref: str) -> int:
+    """Open the list the way the runner and Savu will; the number of active processing plugins."""
+    try:
+        from hebi_common.savu.process_list import ProcessListError, read_process_list
+    except ImportError:  # pragma: no cover - the process-list module is part of hebi_common
+        return 0
+    try:
+        process_list = read_process_list(path)
+    except ProcessListError as error:
+        raise JobRequestError(f"{ref}: {error.message}") from None
+    except OSError as error:
+        raise JobRequestError(f"{ref}: cannot be read as a process list: {error}") from None
+    if not process_list.plugins:
+        raise JobRequestError(f"{ref}: the process list is empty")
+    try:
+        from hebi_common.savu.validation import check_runnable  # the process-list editor's checks, when present
+    except ImportError:
+        check_runnable = None
+    if check_runnable is not None:
+        problems = check_runnable(process_list)
+        if problems:
+            first = problems[0]
+            raise JobRequestError(f"{ref}: cannot run: {getattr(first, 'message', first)}")
+    return sum(1 for plugin in process_list.plugins[1:] if plugin.active and not plugin.name.endswith("Loader"))
+
+
+def _output_folder(roots: Roots, ref: str) -> Path:
+    path = _resolve(roots, ref, for_writing=True)
+    if path.exists() and not path.is_dir():
+        raise JobRequestError(f"the output {ref} is a file; name a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise JobRequestError(f"cannot create the output folder {ref}: {error.strerror}", 403) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise JobRequestError(f"the output folder {ref} is not writable", 403)
+    return path
+
+
+# -- the preview copy ---------------------------------------------------------------------------------
+
+def write_preview_copy(source: Path, target: Path, slices: str) -> list[Any]:
+    """Write ``source`` to ``target`` with the loader's preview keeping ``slices`` in the slice (second)
+    dimension and everything else as it was; returns the new preview. The one place that edits a list."""
+    from hebi_common.savu.process_list import read_process_list, write_process_list
+    process_list = read_process_list(source)
+    loader = process_list.plugins[0]
+    current = loader.params.get("preview")
+    if isinstance(current, dict) and current:
+        preview: Any = {name: _with_slices(value, slices) for name, value in current.items()}
+    else:
+        preview = _with_slices(current if isinstance(current, list) else [], slices)
+    loader.params["preview"] = preview
+    loader.raw_data = None
+    write_process_list(process_list, target)
+    return preview
+
+
+def _with_slices(current: list, slices: str) -> list:
+    entries = [str(entry) for entry in current] if isinstance(current, list) else []
+    while len(entries) < 3:
+        entries.append(":")
+    entries[1] = slices
+    return entries
+
+
+# -- the command --------------------------------------------------------------------------------------
+
+def job_command(template: list[str], *, data: Path, process_list: Path, output: Path, folder: str) -> list[str]:
+    """The configured command with its placeholders replaced, argument by argument (no shell)."""
+    if not template:
+        program = "savu" if shutil.which("savu") else "hebi-runner"
+        template = [program, "{data}", "{process_list}", "{output}", "-f", "{folder}"]
+    values = {"{data}": str(data), "{process_list}": str(process_list), "{output}": str(output), "{folder}": folder}
+    command = []
+    for argument in template:
+        for key, value in values.items():
+            argument = argument.replace(key, value)
+        command.append(argument)
+    resolved = shutil.which(command[0])
+    if resolved:
+        command[0] = resolved
+    return command
+
+
+def run_folder_name(dataset: Path, mode: str, job_id: str, when: float) -> str:
+    stem = dataset.name.split(".")[0] or "data"
+    return f"{time.strftime('%Y%m%d%H%M%S', time.localtime(when))}_{stem}_{mode}_{job_id}"
+
+
+# -- progress -----------------------------------------------------------------------------------------
+
+def read_progress(run_dir: Path, plugins: int) -> tuple[float | None, str]:
+    """(percent of the whole run, last user.log message) from the run's ``run_log/user.log``."""
+    log = run_dir / "run_log" / "user.log"
+    try:
+        with open(log, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - 256 * 1024))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return None, ""
+    done_plugins = 0
+    current = 0.0
+    last_message = ""
+    for line in text.splitlines():
+        message = line.split(" - ", 1)[1] if " - " in line[:40] else line
+        if message.strip():
+            last_message = message.strip()
+        if RUNNING_LINE.search(message):
+            current = 0.0
+        match = re.search(r"(\d{1,3})% complete", message)
+        if match:
+            current = min(float(match.group(1)), 100.0)
+            if current >= 100.0:
+                done_plugins += 1
+                current = 0.0
+        if "Processing Complete" in message:
+            return 100.0, last_message
+    if plugins:
+        percent = min(100.0 * (done_plugins + current / 100.0) / plugins, 99.0)
+    else:
+        percent = current
+    return round(percent, 1), last_message[:300]
+
+
+def log_tail(path: Path, lines: int) -> tuple[str, int]:
+    """The last ``lines`` lines of a text file and its size (the offset to follow from)."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            block = min(size, max(4096, lines * 200))
+            while True:
+                handle.seek(size - block)
+                data = handle.read(block)
+                if data.count(b"\n") > lines or block == size:
+                    break
+                block = min(size, block * 4)
+    except FileNotFoundError:
+        return "", 0
+    text = data.decode("utf-8", "replace")
+    kept = text.splitlines()[-lines:] if lines else []
+    return "\n".join(kept) + ("\n" if kept and text.endswith("\n") else ""), size
+
+
+def ceil_minutes(seconds: int) -> int:
+    return max(1, math.ceil(seconds / 60))

@@ -1,0 +1,256 @@
+"""Jobs of one user's session: submit, refresh (batched polling), cancel, availability.
+
+Refreshing asks each backend in use ONE question for all of the user's active jobs, at most once per
+``poll_interval`` (requests in between read the registry). Every answer is folded into the registry, so
+a restarted API carries on from there: jobs still queued or running are simply polled again (re-attached),
+jobs that ended meanwhile are resolved from the scheduler's accounting, and a job that neither the
+scheduler nor its accounting knows for ``lost_after`` seconds becomes ``lost`` - never unknown forever.
+When the scheduler cannot be reached, nothing changes state: the jobs keep their last known state and
+the cluster is reported unavailable until it answers again.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .backend import (ENDED, MISSING, QUEUED, RUNNING, ClusterBackend, ClusterUnavailable, JobRef, JobSpec,
+                      SubmitRejected, make_backend)
+from .registry import ACTIVE_STATES, JobRegistry
+from .savu import SavuJobRequest, job_command, read_progress, run_folder_name, write_preview_copy
+
+log = logging.getLogger("hebi.jobs")
+JOB_FOLDER = ".hebi"  # inside the output folder: the job's stdout/stderr and preview list
+
+
+class JobService:
+    def __init__(self, config, state_dir: Path, roots, backends: dict[str, ClusterBackend] | None = None):
+        self.config = config  # JobsConfig
+        self.state_dir = state_dir
+        self.roots = roots
+        self.registry = JobRegistry(state_dir / "jobs.sqlite3")
+        self._backends: dict[str, ClusterBackend] = dict(backends or {})
+        self._backend_lock = threading.Lock()
+        self._poll_lock = threading.Lock()
+        self._last_poll = 0.0
+        #: backend name -> reason it could not be reached at the last poll (absent = reachable)
+        self.unavailable: dict[str, str] = {}
+        self.changed = threading.Condition()
+
+    # -- backends -------------------------------------------------------------------------------------
+
+    def backend_for(self, mode: str) -> ClusterBackend:
+        return self.backend(getattr(self.config, mode).backend)
+
+    def backend(self, name: str) -> ClusterBackend:
+        with self._backend_lock:
+            if name not in self._backends:
+                self._backends[name] = make_backend(name, self.config, self.state_dir)
+            return self._backends[name]
+
+    def close(self) -> None:
+        for backend in self._backends.values():
+            backend.close()
+
+    # -- submit ---------------------------------------------------------------------------------------
+
+    def submit(self, request: SavuJobRequest) -> dict[str, Any]:
+        mode_config = getattr(self.config, request.mode)
+        backend_name = mode_config.backend
+        job_id = _new_id()
+        while self.registry.get(job_id) is not None:
+            job_id = _new_id()
+        now = time.time()
+        folder = run_folder_name(request.dataset, request.mode, job_id, now)
+        job_dir = request.output / JOB_FOLDER / job_id
+        job_dir.mkdir(parents=True)
+        process_list = request.process_list
+        spec_extra: dict[str, Any] = {"time_limit": request.time_limit, "cores": request.cores,
+                                      "memory_mb": request.memory_mb, "plugins": request.plugins}
+        if request.mode == "preview":
+            process_list = job_dir / f"{request.process_list.stem}_preview{request.process_list.suffix or '.nxs'}"
+            spec_extra["preview"] = write_preview_copy(request.process_list, process_list, request.preview_slices)
+        command = job_command(self.config.command, data=request.dataset, process_list=process_list,
+                              output=request.output, folder=folder)
+        env = {key: os.environ[key] for key in ("PATH", "LANG", "LC_ALL") if key in os.environ}
+        env.update(self.config.env)
+        env.update(HEBI_JOB_ID=job_id, HEBI_JOB_MODE=request.mode)
+        spec = JobSpec(command=command, workdir=request.output, name=f"hebi-{request.mode}-{job_id}",
+                       stdout=job_dir / "stdout.txt", stderr=job_dir / "stderr.txt", env=env,
+                       queue=request.queue, time_limit=request.time_limit, cores=request.cores,
+                       memory_mb=request.memory_mb)
+        record = {
+            "id": job_id, "name": request.name or request.process_list.stem, "mode": request.mode,
+            "backend": backend_name, "queue": request.queue if backend_name != "local" else "local",
+            "state": "submitting", "submitted_at": now,
+            "process_list": request.refs["process_list"], "dataset": request.refs["dataset"],
+            "output": request.refs["output"], "run_dir": str(request.output / folder), "job_dir": str(job_dir),
+            "spec": {**spec_extra, "command": command, "scheduler_name": spec.name, "stdout": str(spec.stdout),
+                     "stderr": str(spec.stderr), "process_list_used": str(process_list)},
+        }
+        # Recorded before the scheduler hears of it: an API killed in between leaves a record to resolve.
+        self.registry.add(record)
+        try:
+            backend = self.backend(backend_name)
+            backend_id = backend.submit(spec)
+        except (ClusterUnavailable, SubmitRejected):
+            self.registry.delete(job_id)  # nothing was submitted: nothing to keep
+            _remove_tree(job_dir)
+            raise
+        except Exception:
+            self.registry.delete(job_id)
+            _remove_tree(job_dir)
+            raise
+        self.unavailable.pop(backend_name, None)
+        self.registry.update(job_id, backend_id=backend_id, state="queued")
+        self._notify()
+        return self.registry.get(job_id)
+
+    # -- refresh --------------------------------------------------------------------------------------
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Bring every active job up to date, unless that was done less than ``poll_interval`` ago."""
+        if not force and time.monotonic() - self._last_poll < self.config.poll_interval:
+            return
+        with self._poll_lock:
+            if not force and time.monotonic() - self._last_poll < self.config.poll_interval:
+                return  # another thread just did it
+            self._poll()
+            self._last_poll = time.monotonic()
+
+    def _poll(self) -> None:
+        active = self.registry.active()
+        by_backend: dict[str, list[dict]] = {}
+        for job in active:
+            by_backend.setdefault(job["backend"], []).append(job)
+        now = time.time()
+        updates, quiet = [], []
+        for backend_name, jobs in by_backend.items():
+            refs = {job["id"]: _ref(job) for job in jobs if job["backend_id"]}
+            try:
+                answers = self.backend(backend_name).statuses(refs.values()) if refs else {}
+            except ClusterUnavailable as error:
+                if self.unavailable.get(backend_name) != str(error):
+                    log.warning("%s backend unavailable: %s", backend_name, error)
+                self.unavailable[backend_name] = str(error)
+                continue
+            self.unavailable.pop(backend_name, None)
+            for job in jobs:
+                if not job["backend_id"]:
+                    # "submitting" with no scheduler id: the API died between recording and submitting.
+                    if now - job["submitted_at"] > 60:
+                        updates.append((job["id"], {"state": "lost", "ended_at": now, "message":
+                                        "the API stopped while submitting this job; it never reached the scheduler"}))
+                    continue
+                status = answers.get(job["backend_id"])
+                change, bookkeeping = self._fold(job, status, now)
+                if change:
+                    updates.append((job["id"], change))
+                if bookkeeping:
+                    quiet.append((job["id"], bookkeeping))
+        if quiet:
+            self.registry.touch_quietly(quiet)
+        if updates:
+            self.registry.update_many(updates)
+            self._notify()
+
+    def _fold(self, job: dict, status, now: float) -> tuple[dict, dict]:
+        """What changes in ``job`` given the backend's answer: (visible changes, silent bookkeeping)."""
+        change: dict[str, Any] = {}
+        if status is None or status.state == MISSING:
+            since = job["missing_since"] or now
+            if now - since >= self.config.lost_after:
+                if job["cancel_requested_at"]:
+                    return {"state": "cancelled", "ended_at": now, "message": "cancelled"}, {}
+                return {"state": "lost", "ended_at": now, "message":
+                        f"the scheduler has no record of this job (missing for {int(now - since)} s)"}, {}
+            if job["cancel_requested_at"] and job["started_at"] is None:
+                # GridEngine keeps no accounting record of a job deleted while queued.
+                return {"state": "cancelled", "ended_at": now, "message": "cancelled before it started"}, {}
+            return {}, ({"missing_since": now} if job["missing_since"] is None else {})
+        bookkeeping = {"missing_since": None} if job["missing_since"] is not None else {}
+        if status.state == QUEUED:
+            if job["state"] != "queued" or job["message"] != status.message:
+                change.update(state="queued", message=status.message)
+        elif status.state == RUNNING:
+            if job["state"] != "running":
+                change.update(state="running", message=status.message, started_at=status.started_at or now)
+            percent, text = read_progress(Path(job["run_dir"]), job["spec"].get("plugins", 0))
+            if percent is not None and (percent != job["progress"] or text != job["progress_text"]):
+                change.update(progress=percent, progress_text=text)
+        elif status.state == ENDED:
+            end = status.end
+            percent, text = read_progress(Path(job["run_dir"]), job["spec"].get("plugins", 0))
+            reason = end.reason
+            if reason == "cancelled" and not job["cancel_requested_at"]:
+                reason, message = "failed", end.message or "cancelled by the scheduler or an administrator"
+            else:
+                message = end.message
+            started = status.started_at or job["started_at"]
+            change.update(state=reason, exit_code=end.exit_code, signal=end.signal, wall_time=end.wall_time,
+                          message=message, started_at=started, ended_at=now if not job["ended_at"] else job["ended_at"],
+                          progress=100.0 if reason == "finished" else percent, progress_text=text)
+            if end.wall_time is not None and started:
+                change["ended_at"] = started + end.wall_time
+        return change, bookkeeping
+
+    def _notify(self) -> None:
+        with self.changed:
+            self.changed.notify_all()
+
+    # -- cancel ---------------------------------------------------------------------------------------
+
+    def cancel(self, job: dict) -> dict:
+        if job["state"] not in ACTIVE_STATES:
+            return job
+        self.registry.update(job["id"], cancel_requested_at=time.time())
+        job = self.registry.get(job["id"])
+        if job["backend_id"]:
+            self.backend(job["backend"]).cancel(_ref(job))
+        self._last_poll = 0.0  # the next look asks the scheduler again
+        self._notify()
+        return self.registry.get(job["id"])
+
+    # -- availability ---------------------------------------------------------------------------------
+
+    def availability(self) -> list[dict]:
+        result = []
+        for mode in ("preview", "full"):
+            mode_config = getattr(self.config, mode)
+            entry = {"mode": mode, "backend": mode_config.backend, "queue": mode_config.queue,
+                     "time_limit": mode_config.time_limit, "max_time_limit": mode_config.max_time_limit,
+                     "max_cores": mode_config.max_cores, "max_memory_mb": mode_config.max_memory_mb}
+            try:
+                queues = self.backend(mode_config.backend).availability()
+                wanted = [queue for queue in queues if queue.name == mode_config.queue] or (
+                    queues if mode_config.backend == "local" else [])
+                entry["available"] = bool(wanted) and all(queue.available for queue in wanted)
+                entry["queues"] = [queue.to_json() for queue in wanted]
+                if not wanted:
+                    entry["reason"] = f"the scheduler has no queue {mode_config.queue!r}"
+                self.unavailable.pop(mode_config.backend, None)
+            except ClusterUnavailable as error:
+                entry.update(available=False, queues=[], reason=str(error))
+                self.unavailable[mode_config.backend] = str(error)
+            result.append(entry)
+        return result
+
+
+def _ref(job: dict) -> JobRef:
+    return JobRef(backend_id=job["backend_id"], name=job["spec"].get("scheduler_name", ""),
+                  submitted_at=job["submitted_at"], cancel_requested=bool(job["cancel_requested_at"]))
+
+
+def _new_id() -> str:
+    # Sorts by time, short enough to read out: 8 hex digits of seconds + 6 random (the registry's
+    # primary key refuses the rare clash, and submit draws again).
+    return f"{int(time.time()):08x}{secrets.token_hex(3)}"
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)

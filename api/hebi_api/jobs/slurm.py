@@ -1,0 +1,224 @@
+"""The Slurm backend, through Slurm's own commands (tested on Slurm 22.05 with slurmdbd).
+
+- submit: ``sbatch --parsable`` with a two-line launcher script (``exec "$@"``) and the job's argument
+  list after it, so no shell ever parses user text; the environment is sbatch's own (``--export=ALL``).
+- state: ONE ``squeue -u USER -t all`` for all of the user's jobs; jobs that ended (or left squeue after
+  MinJobAge) are looked up in ONE ``sacct -j id,id,...`` for their exit code and wall time. ``sacct -P``
+  text is used, not ``--json``: 22.05's JSON reports exit code 0 for failed jobs.
+- Slurm time limits have one-minute granularity: a limit is rounded up to whole minutes.
+"""
+from __future__ import annotations
+
+import getpass
+import math
+import os
+import subprocess
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable
+
+from .backend import (ENDED, MISSING, QUEUED, RUNNING, BackendStatus, ClusterUnavailable, JobEnd, JobRef, JobSpec,
+                      QueueInfo, SubmitRejected, signal_name)
+
+LAUNCHER = '#!/bin/sh\n# hebi: run the job\'s argument list as given, without a shell parsing it\nexec "$@"\n'
+PENDING_STATES = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SUSPENDED",
+                  "STOPPED", "RESIZING", "SIGNALING", "STAGE_OUT"}
+RUNNING_STATES = {"RUNNING", "COMPLETING"}
+REASON_BY_STATE = {"COMPLETED": "finished", "FAILED": "failed", "TIMEOUT": "timeout", "CANCELLED": "cancelled",
+                   "OUT_OF_MEMORY": "failed", "NODE_FAIL": "failed", "BOOT_FAIL": "failed", "DEADLINE": "timeout",
+                   "PREEMPTED": "failed", "REVOKED": "failed", "SPECIAL_EXIT": "failed", "LAUNCH_FAILED": "failed"}
+MESSAGES = {"OUT_OF_MEMORY": "killed: it used more memory than it asked for",
+            "NODE_FAIL": "its node failed", "BOOT_FAIL": "its node failed to boot",
+            "TIMEOUT": "killed at its time limit", "DEADLINE": "killed at its deadline",
+            "PREEMPTED": "preempted by another job"}
+
+
+class SlurmBackend:
+    name = "slurm"
+
+    def __init__(self, config, state_dir: Path):
+        self.config = config
+        self.user = getpass.getuser()
+        self.launcher = state_dir / "slurm-launcher.sh"
+        self._lock = threading.Lock()
+
+    def _cmd(self, name: str) -> str:
+        return os.path.join(self.config.bin_dir, name) if self.config.bin_dir else name
+
+    def _ensure_launcher(self) -> None:
+        if not self.launcher.exists() or self.launcher.read_text() != LAUNCHER:
+            self.launcher.parent.mkdir(parents=True, exist_ok=True)
+            temp = self.launcher.with_name(f".{self.launcher.name}.{os.getpid()}")
+            temp.write_text(LAUNCHER)
+            os.chmod(temp, 0o755)
+            os.replace(temp, self.launcher)
+
+    # -- interface ------------------------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> str:
+        self._ensure_launcher()
+        argv = [self._cmd("sbatch"), "--parsable", "--job-name", spec.name, "--partition", spec.queue,
+                "--time", str(max(1, math.ceil(spec.time_limit / 60))), "--chdir", str(spec.workdir),
+                "--output", str(spec.stdout), "--error", str(spec.stderr), "--cpus-per-task", str(spec.cores),
+                "--export", "ALL", *self.config.sbatch_args]
+        if spec.memory_mb:
+            argv += ["--mem", f"{spec.memory_mb}M"]
+        argv += [str(self.launcher), *spec.command]
+        env = {key: value for key, value in os.environ.items() if key.startswith(("SLURM_CONF", "MUNGE"))}
+        env.update(spec.env)
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise ClusterUnavailable("sbatch is not installed (Slurm's client commands)") from None
+        except subprocess.TimeoutExpired:
+            raise ClusterUnavailable("sbatch did not answer within 60 s") from None
+        if done.returncode != 0:
+            message = _clean(done.stderr or done.stdout)
+            if _unreachable(message):
+                raise ClusterUnavailable(f"Slurm does not answer: {message}")
+            raise SubmitRejected(f"Slurm refused the job: {message}")
+        return done.stdout.strip().split(";")[0]
+
+    def statuses(self, jobs: Iterable[JobRef]) -> dict[str, BackendStatus]:
+        jobs = list(jobs)
+        if not jobs:
+            return {}
+        listed = {}
+        output = self._run([self._cmd("squeue"), "-h", "-t", "all", "-u", self.user, "-o", "%i|%T|%j|%S|%r"])
+        for line in output.splitlines():
+            parts = line.split("|")
+            if len(parts) >= 5:
+                listed[parts[0]] = {"state": parts[1].split()[0].rstrip("+"), "name": parts[2],
+                                    "start": _time(parts[3]), "reason": parts[4]}
+        result: dict[str, BackendStatus] = {}
+        ended: list[JobRef] = []
+        for ref in jobs:
+            entry = listed.get(ref.backend_id)
+            if entry is not None and entry["name"] == ref.name:
+                if entry["state"] in PENDING_STATES:
+                    result[ref.backend_id] = BackendStatus(QUEUED, message=_pending_reason(entry["reason"]))
+                    continue
+                if entry["state"] in RUNNING_STATES:
+                    result[ref.backend_id] = BackendStatus(RUNNING, started_at=entry["start"])
+                    continue
+            ended.append(ref)
+        if ended:
+            accounted = self._sacct(ended)
+            for ref in ended:
+                record = accounted.get(ref.backend_id)
+                entry = listed.get(ref.backend_id)
+                if record is None and entry is not None and entry["name"] == ref.name:
+                    record = {"state": entry["state"], "exit": None, "elapsed": None, "start": entry["start"]}
+                if record is None:
+                    result[ref.backend_id] = BackendStatus(MISSING)
+                    continue
+                result[ref.backend_id] = BackendStatus(ENDED, started_at=record["start"], end=_end(record))
+        return result
+
+    def _sacct(self, refs: list[JobRef]) -> dict[str, dict]:
+        since = datetime.fromtimestamp(min(ref.submitted_at for ref in refs) - 60).strftime("%Y-%m-%dT%H:%M:%S")
+        try:
+            output = self._run([self._cmd("sacct"), "-n", "-P", "-X", "-S", since, "-j",
+                                ",".join(ref.backend_id for ref in refs),
+                                "-o", "JobIDRaw,State,ExitCode,ElapsedRaw,Start,Submit"])
+        except ClusterUnavailable:
+            return {}  # no accounting (slurmdbd down or not configured): squeue's view is all there is
+        submitted = {ref.backend_id: ref.submitted_at for ref in refs}
+        records = {}
+        for line in output.splitlines():
+            parts = line.split("|")
+            if len(parts) < 6 or parts[0] not in submitted:
+                continue
+            submit = _time(parts[5])
+            if submit is not None and submit < submitted[parts[0]] - 120:
+                continue  # an older job with the same id (ids restart when Slurm's state is reset)
+            exit_code, _, sig = parts[2].partition(":")
+            records[parts[0]] = {"state": parts[1].split()[0].rstrip("+"), "exit": int(exit_code or 0),
+                                 "signal": int(sig or 0), "elapsed": float(parts[3] or 0), "start": _time(parts[4])}
+        return records
+
+    def cancel(self, ref: JobRef) -> None:
+        try:
+            done = subprocess.run([self._cmd("scancel"), ref.backend_id], capture_output=True, text=True, timeout=60)
+        except (FileNotFoundError, subprocess.TimeoutExpired) as error:
+            raise ClusterUnavailable(f"scancel failed: {error}") from None
+        if done.returncode != 0:
+            message = _clean(done.stderr)
+            if "already completed" in message or "Invalid job id" in message:
+                return
+            raise ClusterUnavailable(f"Slurm did not cancel the job: {message}")
+
+    def availability(self) -> list[QueueInfo]:
+        output = self._run([self._cmd("sinfo"), "-h", "-o", "%P|%a|%C|%l"])
+        queues = []
+        for line in output.splitlines():
+            parts = line.split("|")
+            if len(parts) < 4:
+                continue
+            allocated, idle, other, total = (int(value) for value in parts[2].split("/"))
+            queues.append(QueueInfo(parts[0].rstrip("*"), used=allocated, free=idle, total=total,
+                                    available=parts[1] == "up", time_limit=_limit(parts[3])))
+        return queues
+
+    def close(self) -> None:
+        pass
+
+    def _run(self, argv: list[str]) -> str:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise ClusterUnavailable(f"{os.path.basename(argv[0])} is not installed (Slurm's client commands)") from None
+        except subprocess.TimeoutExpired:
+            raise ClusterUnavailable(f"{os.path.basename(argv[0])} did not answer within 60 s") from None
+        if done.returncode != 0:
+            raise ClusterUnavailable(f"{os.path.basename(argv[0])}: {_clean(done.stderr or done.stdout)}")
+        return done.stdout
+
+
+def _end(record: dict) -> JobEnd:
+    state = record["state"]
+    reason = REASON_BY_STATE.get(state, "failed")
+    exit_code = record.get("exit")
+    sig = signal_name(record.get("signal") or 0)
+    if reason == "finished" and exit_code not in (0, None):
+        reason = "failed"
+    if reason in ("cancelled", "timeout"):
+        exit_code = None
+    return JobEnd(reason, exit_code=exit_code, signal=sig, wall_time=record.get("elapsed"),
+                  message=MESSAGES.get(state, ""))
+
+
+def _pending_reason(reason: str) -> str:
+    return "" if reason in ("None", "Priority", "Resources", "") else f"waiting: {reason}"
+
+
+def _time(text: str) -> float | None:
+    if not text or text in ("N/A", "Unknown", "None"):
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _limit(text: str) -> int | None:
+    """sinfo's time limit (``10:00``, ``1-00:00:00``, ``infinite``) in seconds."""
+    if text in ("infinite", "UNLIMITED", "n/a"):
+        return None
+    days, _, rest = text.rpartition("-")
+    parts = [int(part) for part in rest.split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0)
+    return int(days or 0) * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2]
+
+
+def _clean(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return " ".join(lines)[:300]
+
+
+def _unreachable(message: str) -> bool:
+    return any(part in message for part in ("Unable to contact slurm controller", "Socket timed out",
+                                            "Connection refused", "Zero Bytes were transmitted",
+                                            "Unable to establish connection"))

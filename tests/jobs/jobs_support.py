@@ -1,0 +1,187 @@
+"""Support for the job tests: real GridEngine and real Slurm started by the project's scripts, and the
+session's API as a real process (gunicorn) that a test can kill and start again on the same state.
+
+Each scheduler is started once per test run (session scope). Without root they cannot be installed or
+started: the tests that need them are skipped, or fail under HEBI_REQUIRE_REAL=1 (CI).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from conftest import FIXTURES, REPO, real_component
+from hebi_common.identity import HEADER, Identity, sign_identity
+
+FAKE_SAVU = Path(__file__).with_name("fake_savu.py")
+PROCESS_LIST = FIXTURES / "process_lists" / "basic_tomo_process.nxs"
+SECRET = "jobs-test-secret"
+USER = "alice"
+
+
+def _script(name: str, action: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([str(REPO / "scripts" / name), action], capture_output=True, text=True, timeout=timeout)
+
+
+def _start_scheduler(script: str, what: str) -> bool:
+    """Install (when missing) and start a scheduler; True when it runs. Root only."""
+    if os.geteuid() != 0:
+        real_component(what, False, f"needs root to install and start it (scripts/{script} install && start)")
+    for action in ("install", "start"):
+        done = _script(script, action)
+        if done.returncode != 0:
+            real_component(what, False, f"scripts/{script} {action} failed: {(done.stderr or done.stdout)[-800:]}")
+    return True
+
+
+@pytest.fixture(scope="session")
+def gridengine():
+    was_running = _script("gridengine.sh", "status").returncode == 0 if os.geteuid() == 0 else False
+    _start_scheduler("gridengine.sh", "GridEngine")
+    env = {}
+    for line in _script("gridengine.sh", "env").stdout.splitlines():
+        for pair in line.removeprefix("export ").split():
+            key, _, value = pair.partition("=")
+            env[key] = value
+    yield env
+    if not was_running:
+        _script("gridengine.sh", "stop")
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    was_running = _script("slurm.sh", "status").returncode == 0 if os.geteuid() == 0 else False
+    _start_scheduler("slurm.sh", "Slurm")
+    yield {}
+    if not was_running:
+        _script("slurm.sh", "stop")
+
+
+BACKENDS = {
+    "local": {"preview": {"backend": "local"}, "full": {"backend": "local"}},
+    "drmaa": {"preview": {"backend": "drmaa", "queue": "preview.q"}, "full": {"backend": "drmaa", "queue": "full.q"}},
+    "slurm": {"preview": {"backend": "slurm", "queue": "preview"}, "full": {"backend": "slurm", "queue": "full"}},
+}
+
+
+def write_session(base: Path, backend: str, **jobs_overrides) -> Path:
+    """Roots with a process list and 'behaviour' datasets for the fake Savu, and a config using ``backend``."""
+    roots = base / "roots"
+    for name in ("data", "processing", "output"):
+        (roots / name).mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROCESS_LIST, roots / "processing" / "tomo.nxs")
+    modes = json.loads(json.dumps(BACKENDS[backend]))
+    modes["preview"].update(time_limit=60, max_time_limit=600, max_cores=1)
+    modes["full"].update(time_limit=600, max_time_limit=3600, max_cores=2, max_memory_mb=4096)
+    config = {
+        "logging": {"level": "info"},
+        "session": {"roots": {name: {"path": str(roots / name), "writable": name != "data"}
+                              for name in ("data", "processing", "output")},
+                    "state_dir": str(base / "state")},
+        "jobs": {"command": [sys.executable, str(FAKE_SAVU), "{data}", "{process_list}", "{output}", "-f", "{folder}"],
+                 "poll_interval": 0.3, "lost_after": 60, "local": {"workers": 2, "kill_grace": 2}, **modes,
+                 **jobs_overrides},
+    }
+    path = base / "hebi.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def dataset(base: Path, name: str, **behaviour) -> str:
+    """A dataset for the fake Savu saying how to behave (seconds to run, exit code); its <root>/<path>."""
+    (base / "roots" / "data" / name).write_text(json.dumps(behaviour))
+    return f"data/{name}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ApiProcess:
+    """The session's API under gunicorn, as the launcher runs it; ``kill()`` is a crash, ``start()`` a restart."""
+
+    def __init__(self, config_path: Path, env: dict[str, str] | None = None):
+        self.config_path = config_path
+        self.extra_env = env or {}
+        self.process: subprocess.Popen | None = None
+        self.http = requests.Session()
+        self.http.headers[HEADER] = sign_identity(Identity(user=USER), SECRET)
+        self.url = ""
+
+    def start(self, timeout: float = 30) -> "ApiProcess":
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = dict(os.environ, HEBI_CONFIG=str(self.config_path), HEBI_SESSION_USER=USER,
+                   HEBI_SESSION_SECRET=SECRET, HEBI_SESSION_HOME="", PYTHONUNBUFFERED="1", **self.extra_env)
+        log = open(self.config_path.parent / "api.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+             "--threads", "8", "--workers", "1", "--graceful-timeout", "2", "--timeout", "120",
+             "hebi_api.app:create_app()"], env=env, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.http.get(self.url + "/api/health", timeout=2).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"the API did not start: {(self.config_path.parent / 'api.log').read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the API's whole process group, as a crash or an OOM kill would."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+    def get(self, path: str, **kwargs):
+        return self.http.get(self.url + path, timeout=60, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return self.http.post(self.url + path, timeout=60, **kwargs)
+
+    def submit(self, data: str, mode: str = "full", output: str = "output/runs", **extra) -> dict:
+        body = {"process_list": "processing/tomo.nxs", "dataset": data, "output": output, "mode": mode, **extra}
+        answer = self.post("/api/jobs", json=body)
+        assert answer.status_code == 201, answer.text
+        return answer.json()
+
+    def job(self, job_id: str) -> dict:
+        answer = self.get(f"/api/jobs/{job_id}")
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def wait(self, job_id: str, states, timeout: float = 60) -> dict:
+        """Poll until the job is in one of ``states``; the job as last seen."""
+        states = {states} if isinstance(states, str) else set(states)
+        deadline = time.monotonic() + timeout
+        job = self.job(job_id)
+        while job["state"] not in states and time.monotonic() < deadline:
+            time.sleep(0.25)
+            job = self.job(job_id)
+        assert job["state"] in states, f"job {job_id} is {job['state']} ({job['message']}), expected {states}"
+        return job

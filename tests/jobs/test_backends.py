@@ -1,0 +1,265 @@
+"""A scientist's jobs on each backend - the local pool, real GridEngine through DRMAA, real Slurm - through
+the session's API running as a real process: preview and full runs, failures, cancel, the time limit,
+restarts of the API, a scheduler that goes away and comes back, and a long job list.
+
+The job command is a stand-in for Savu (fake_savu.py) that behaves as its dataset file says.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from jobs_support import REPO, ApiProcess, _script, dataset, gridengine, slurm, write_session  # noqa: F401
+
+from hebi_common.savu.process_list import read_process_list
+
+# The time limit a preview gets in the time-limit test: Slurm counts in whole minutes.
+TIME_LIMIT = {"local": 3, "drmaa": 5, "slurm": 60}
+ACTIVE = {"submitting", "queued", "running"}
+
+
+class Cluster:
+    def __init__(self, name: str, base: Path, api: ApiProcess):
+        self.name = name
+        self.base = base
+        self.api = api
+        self.timeout_job: dict | None = None
+
+
+@pytest.fixture(scope="module", params=["local", "drmaa", "slurm"])
+def cluster(request):
+    name = request.param
+    env = request.getfixturevalue("gridengine") if name == "drmaa" else {}
+    if name == "slurm":
+        request.getfixturevalue("slurm")
+    base = Path(tempfile.mkdtemp(prefix=f"hebi-jobs-{name}-", dir="/tmp"))
+    api = ApiProcess(write_session(base, name), env).start()
+    try:
+        yield Cluster(name, base, api)
+    finally:
+        # Leave no job of ours behind on a shared scheduler.
+        try:
+            for job in api.get("/api/jobs", params={"state": "queued,running", "limit": 10000}).json()["jobs"]:
+                api.post(f"/api/jobs/{job['id']}/cancel")
+        except (requests.RequestException, ValueError, KeyError):
+            pass
+        api.stop()
+        if request.session.testsfailed:
+            print(f"\n--- {name} API log (tail) ---\n" + (base / "api.log").read_text(errors="replace")[-4000:])
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def run_folder(cluster: Cluster, job: dict) -> Path:
+    return cluster.base / "roots" / job["run_folder"]
+
+
+def test_preview_runs_a_copy_keeping_the_chosen_central_slices(cluster):
+    """Submitted first, checked to the end by the last test: the preview that outlives its time limit."""
+    api = cluster.api
+    job = api.submit(dataset(cluster.base, "long.json", seconds=300, steps=300), mode="preview", preview=3,
+                     resources={"time_limit": TIME_LIMIT[cluster.name]})
+    cluster.timeout_job = job
+    assert job["mode"] == "preview" and job["state"] in ACTIVE
+    assert job["preview"] == [":", "mid-1:mid+2", ":"]
+    running = api.wait(job["id"], "running", timeout=60)
+    assert running["started_at"] is not None
+    given = run_folder(cluster, job) / "preview.json"
+    deadline = time.monotonic() + 20
+    while not given.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert json.loads(given.read_text()) == [":", "mid-1:mid+2", ":"], "the job did not get the preview copy"
+    original = read_process_list(cluster.base / "roots" / "processing" / "tomo.nxs")
+    assert original.plugins[0].params["preview"] == [":", "0:2", ":"], "the user's own list must stay as it was"
+
+
+def test_full_job_runs_the_list_as_it_is_and_finishes_with_outputs(cluster):
+    api = cluster.api
+    job = api.submit(dataset(cluster.base, "quick.json", seconds=1, steps=4), mode="full")
+    done = api.wait(job["id"], {"finished", "failed", "lost"}, timeout=90)
+    assert done["state"] == "finished", done
+    assert done["end"]["exit_code"] == 0 and done["end"]["reason"] == "finished"
+    assert done["progress"] == 100.0
+    assert done["end"]["wall_time"] is not None and done["end"]["wall_time"] >= 0
+    assert json.loads((run_folder(cluster, job) / "preview.json").read_text()) == [":", "0:2", ":"]
+    outputs = api.get(f"/api/jobs/{job['id']}/outputs").json()
+    names = {entry["path"].rsplit("/", 1)[-1] for entry in outputs["files"]}
+    assert {"result_processed.nxs", "user.log"} <= names
+    assert all(entry["path"].startswith(done["run_folder"] + "/") for entry in outputs["files"])
+    stdout = api.get(f"/api/jobs/{job['id']}/log", params={"stream": "stdout"}).json()
+    assert "fake savu:" in stdout["text"]
+    user_log = api.get(f"/api/jobs/{job['id']}/log", params={"stream": "user", "lines": 3}).json()
+    assert "Processing Complete" in user_log["text"] and len(user_log["text"].splitlines()) == 3
+
+
+def test_a_failing_run_reports_its_exit_code_and_stderr(cluster):
+    api = cluster.api
+    job = api.submit(dataset(cluster.base, "broken.json", seconds=0.2, exit=3))
+    done = api.wait(job["id"], {"finished", "failed", "lost"}, timeout=90)
+    assert done["state"] == "failed" and done["end"]["exit_code"] == 3, done
+    stderr = api.get(f"/api/jobs/{job['id']}/log", params={"stream": "stderr"}).json()
+    assert "failing as asked" in stderr["text"]
+
+
+def test_cancel_ends_a_running_job(cluster):
+    api = cluster.api
+    job = api.submit(dataset(cluster.base, "cancel-me.json", seconds=120, steps=120))
+    api.wait(job["id"], "running", timeout=60)
+    answer = api.post(f"/api/jobs/{job['id']}/cancel")
+    assert answer.status_code == 200 and answer.json()["cancel_requested"]
+    done = api.wait(job["id"], {"cancelled", "failed", "finished", "lost"}, timeout=60)
+    assert done["state"] == "cancelled", done
+    log = (run_folder(cluster, job) / "run_log" / "user.log")
+    size = log.stat().st_size
+    time.sleep(2.5)
+    assert log.stat().st_size == size, "the cancelled job is still writing its log"
+
+
+def test_api_restart_reattaches_running_jobs_and_resolves_ended_ones(cluster):
+    api = cluster.api
+    running = api.submit(dataset(cluster.base, "survivor.json", seconds=8, steps=8))
+    api.wait(running["id"], "running", timeout=60)
+    short = api.submit(dataset(cluster.base, "short.json", seconds=0.5, steps=1))
+    api.kill()  # a crash: nobody watches while the short job ends
+    time.sleep(5)
+    api.start()
+    listed = {job["id"] for job in api.get("/api/jobs").json()["jobs"]}
+    assert {running["id"], short["id"]} <= listed
+    assert api.job(running["id"])["state"] in {"running", "finished"}
+    ended = api.wait(short["id"], {"finished", "failed", "lost", "cancelled"}, timeout=60)
+    assert ended["state"] == "finished" and ended["end"]["exit_code"] == 0, ended
+    survivor = api.wait(running["id"], {"finished", "failed", "lost", "cancelled"}, timeout=90)
+    assert survivor["state"] == "finished" and survivor["end"]["exit_code"] == 0, survivor
+    assert survivor["progress"] == 100.0
+
+
+def test_two_hundred_jobs_are_listed_newest_first(cluster):
+    api = cluster.api
+    data = dataset(cluster.base, "many.json", seconds=60, steps=1)
+    ids = [api.submit(data, output="output/many")["id"] for _ in range(200)]
+    answer = api.get("/api/jobs", params={"limit": 1000})
+    assert answer.status_code == 200
+    listing = answer.json()
+    ours = [job for job in listing["jobs"] if job["id"] in set(ids)]
+    assert len(ours) == 200
+    assert [job["id"] for job in ours] == list(reversed(ids)), "newest first"
+    assert all(job["state"] in {"queued", "running"} for job in ours)
+    queued = api.get("/api/jobs", params={"state": "queued", "limit": 1000}).json()["jobs"]
+    assert queued and all(job["state"] == "queued" for job in queued)
+    assert api.get("/api/jobs", params={"limit": 10, "offset": 5}).json()["jobs"][0]["id"] == listing["jobs"][5]["id"]
+    for job_id in ids:
+        assert api.post(f"/api/jobs/{job_id}/cancel").status_code == 200
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        active = api.get("/api/jobs", params={"state": "submitting,queued,running", "limit": 1000}).json()["jobs"]
+        if not [job for job in active if job["id"] in set(ids)]:
+            break
+        time.sleep(0.5)
+    states = {job["state"] for job in api.get("/api/jobs", params={"limit": 1000}).json()["jobs"] if job["id"] in set(ids)}
+    assert states == {"cancelled"}, states
+
+
+def test_scheduler_stopped_and_started_loses_nothing(cluster):
+    if cluster.name == "local":
+        pytest.skip("the local backend has no scheduler to stop")
+    api = cluster.api
+    job = api.submit(dataset(cluster.base, "through-blip.json", seconds=12, steps=12))
+    api.wait(job["id"], "running", timeout=60)
+    script, stop = ("gridengine.sh", "stop-master") if cluster.name == "drmaa" else ("slurm.sh", "stop-controller")
+    before = api.get("/api/jobs", params={"limit": 1}).json()["total"]
+    assert _script(script, stop).returncode == 0
+    try:
+        refused = api.post("/api/jobs", json={"process_list": "processing/tomo.nxs", "mode": "full",
+                                              "dataset": "data/through-blip.json", "output": "output/runs"})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"].startswith("cluster unavailable")
+        time.sleep(0.5)
+        listing = api.get("/api/jobs").json()
+        assert listing["total"] == before, "a refused submission must leave no job behind"
+        assert listing["cluster"]["available"] is False
+        assert next(item for item in listing["jobs"] if item["id"] == job["id"])["state"] == "running"
+        modes = api.get("/api/cluster").json()["modes"]
+        assert not any(mode["available"] for mode in modes) and all(mode["reason"] for mode in modes)
+    finally:
+        started = _script(script, "start")
+        assert started.returncode == 0, started.stderr
+    done = api.wait(job["id"], {"finished", "failed", "lost", "cancelled"}, timeout=120)
+    assert done["state"] == "finished" and done["end"]["exit_code"] == 0, done
+    assert api.get("/api/jobs").json()["cluster"]["available"] is True
+    again = api.submit(dataset(cluster.base, "after-blip.json", seconds=0.2, steps=1))
+    assert api.wait(again["id"], {"finished", "failed", "lost"}, timeout=90)["state"] == "finished"
+
+
+def test_cluster_availability_names_the_queues_of_each_mode(cluster):
+    modes = {mode["mode"]: mode for mode in cluster.api.get("/api/cluster").json()["modes"]}
+    assert set(modes) == {"preview", "full"}
+    for mode in modes.values():
+        assert mode["available"] is True, mode
+        assert mode["queues"] and all(queue["total"] >= 1 and queue["free"] >= 0 for queue in mode["queues"])
+    if cluster.name != "local":
+        expected = {"drmaa": ("preview.q", "full.q"), "slurm": ("preview", "full")}[cluster.name]
+        assert (modes["preview"]["queues"][0]["name"], modes["full"]["queues"][0]["name"]) == expected
+
+
+def test_job_changes_arrive_as_server_sent_events(cluster):
+    api = cluster.api
+    stream = api.http.get(api.url + "/api/jobs/events", stream=True, timeout=60)
+    assert stream.headers["Content-Type"].startswith("text/event-stream")
+    job = api.submit(dataset(cluster.base, "watched.json", seconds=0.5, steps=2))
+    seen = []
+    deadline = time.monotonic() + 90
+    event = None
+    for line in stream.iter_lines(decode_unicode=True):
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: ") and event == "job":
+            payload = json.loads(line[6:])
+            if payload["id"] == job["id"]:
+                seen.append(payload["state"])
+                if payload["state"] in {"finished", "failed", "lost"}:
+                    break
+        if time.monotonic() > deadline:
+            break
+    stream.close()
+    assert seen and seen[-1] == "finished", seen
+    assert "running" in seen or "queued" in seen
+
+
+def test_log_follows_a_running_job_live(cluster):
+    api = cluster.api
+    job = api.submit(dataset(cluster.base, "followed.json", seconds=2, steps=4))
+    api.wait(job["id"], {"running", "finished"}, timeout=60)
+    stream = api.http.get(api.url + f"/api/jobs/{job['id']}/log", params={"stream": "user", "follow": 1},
+                          stream=True, timeout=90)
+    text, ended = "", None
+    event = None
+    for line in stream.iter_lines(decode_unicode=True):
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            payload = json.loads(line[6:])
+            if event == "log":
+                text += payload["text"]
+            elif event == "end":
+                ended = payload["state"]
+                break
+    stream.close()
+    assert ended == "finished"
+    assert "FakeFilter - 100% complete" in text and "Processing Complete" in text
+
+
+def test_preview_is_killed_at_its_time_limit_and_reported_so(cluster):
+    job = cluster.timeout_job
+    assert job is not None, "the first test submits this job"
+    limit = TIME_LIMIT[cluster.name] if cluster.name != "slurm" else 60
+    done = cluster.api.wait(job["id"], {"timeout", "failed", "finished", "lost", "cancelled"}, timeout=limit + 120)
+    assert done["state"] == "timeout", done
+    assert done["end"]["reason"] == "timeout" and "time limit" in done["message"]
+    assert done["end"]["wall_time"] >= TIME_LIMIT[cluster.name] * 0.9
+    if cluster.name == "drmaa":
+        assert done["end"]["signal"] == "SIGKILL"

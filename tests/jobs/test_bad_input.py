@@ -1,0 +1,112 @@
+"""What a scientist gets back for a job that cannot be: a clear 4xx naming the problem, and nothing
+submitted - no job in the list, nothing handed to the backend. And a scheduler that cannot be reached
+gets 503 "cluster unavailable" with the reason. Runs in-process on the local backend (no root needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import signed_client
+from jobs_support import dataset, write_session
+
+from hebi_common.config import load_config
+from hebi_common.sandbox import Roots
+from hebi_common.session import SessionContext
+
+
+def make_client(base: Path, **jobs_overrides):
+    from hebi_api.app import create_app
+    config = load_config(write_session(base, "local", **jobs_overrides), environ={})
+    context = SessionContext(user="alice", home="", secret="s", roots=Roots.from_config(config.session.roots, "alice"))
+    return signed_client(create_app(config, context), context)
+
+
+@pytest.fixture
+def session(tmp_path):
+    client = make_client(tmp_path)
+    dataset(tmp_path, "scan.json", seconds=0.1)
+    (tmp_path / "roots" / "processing" / "notes.nxs").write_text("this is not HDF5")
+    (tmp_path / "roots" / "output" / "a-file").write_text("x")
+    return tmp_path, client
+
+
+GOOD = {"process_list": "processing/tomo.nxs", "dataset": "data/scan.json", "output": "output/run", "mode": "full"}
+
+
+def assert_nothing_submitted(base: Path, client) -> None:
+    assert client.get("/api/jobs").get_json()["total"] == 0
+    spool = base / "state" / "local-jobs"
+    assert not spool.exists() or not [entry for entry in spool.iterdir() if entry.is_dir()]
+
+
+@pytest.mark.parametrize("change, status, words", [
+    ({"dataset": "data/missing.nxs"}, 404, "does not exist"),
+    ({"process_list": "processing/missing.nxs"}, 404, "does not exist"),
+    ({"process_list": "processing/notes.nxs"}, 400, "processing/notes.nxs"),
+    ({"process_list": "processing"}, 400, "is a folder"),
+    ({"output": "output/../../elsewhere"}, 400, "'..'"),
+    ({"output": "scratch/run"}, 404, "unknown root"),
+    ({"output": "data/run"}, 403, "read-only"),
+    ({"output": "output/a-file"}, 400, "is a file"),
+    ({"mode": "quick"}, 400, "unknown mode"),
+    ({"mode": None}, 400, "'mode' is required"),
+    ({"resources": {"queue": "fast.q"}}, 400, "unknown queue"),
+    ({"resources": {"time_limit": 999999}}, 400, "more than full jobs may ask for"),
+    ({"resources": {"cores": 64}}, 400, "64 cores is more than"),
+    ({"resources": {"memory_mb": 10**7}}, 400, "MB of memory is more than"),
+    ({"resources": {"cores": "two"}}, 400, "whole number"),
+    ({"resources": {"gpus": 1}}, 400, "unknown resource"),
+    ({"preview": 3}, 400, "preview jobs only"),
+    ({"surprise": 1}, 400, "unknown field"),
+])
+def test_bad_submissions_are_refused_and_nothing_is_submitted(session, change, status, words):
+    base, client = session
+    answer = client.post("/api/jobs", json={**GOOD, **change})
+    assert answer.status_code == status, answer.get_json()
+    assert words in answer.get_json()["error"]
+    assert_nothing_submitted(base, client)
+
+
+@pytest.mark.parametrize("field", ["process_list", "dataset", "output", "name"])
+@pytest.mark.parametrize("nasty", ["; rm -rf ~", "$(reboot)", "`id`", "a|b", "x\ny", "a&&b", "a > b"])
+def test_shell_metacharacters_are_refused_in_every_field(session, field, nasty):
+    base, client = session
+    value = nasty if field == "name" else GOOD.get(field, "") + nasty
+    answer = client.post("/api/jobs", json={**GOOD, field: value})
+    assert answer.status_code == 400
+    assert f"'{field}' contains characters that are not allowed" in answer.get_json()["error"]
+    assert_nothing_submitted(base, client)
+
+
+def test_a_bad_preview_choice_is_refused(session):
+    base, client = session
+    for preview, words in ((0, "between 1 and 1000"), ("mid-2:mid+3;ls", "not allowed"),
+                           ("import os", "not a Savu preview entry"), (True, "number of central slices")):
+        answer = client.post("/api/jobs", json={**GOOD, "mode": "preview", "preview": preview})
+        assert answer.status_code == 400 and words in answer.get_json()["error"], (preview, answer.get_json())
+    assert_nothing_submitted(base, client)
+
+
+def test_an_unreachable_scheduler_gives_503_and_keeps_nothing(tmp_path):
+    # Slurm whose commands are missing: as unreachable as a controller that is down.
+    client = make_client(tmp_path, preview={"backend": "slurm", "queue": "preview"},
+                         full={"backend": "slurm", "queue": "full"}, slurm={"bin_dir": str(tmp_path / "nowhere")})
+    dataset(tmp_path, "scan.json")
+    answer = client.post("/api/jobs", json=GOOD)
+    assert answer.status_code == 503
+    assert answer.get_json()["error"].startswith("cluster unavailable: sbatch is not installed")
+    assert client.get("/api/jobs").get_json()["total"] == 0
+    assert not list((tmp_path / "roots" / "output" / "run" / ".hebi").glob("*")), "no job folder left behind"
+    modes = client.get("/api/cluster").get_json()["modes"]
+    assert [mode["available"] for mode in modes] == [False, False] and "is not installed" in modes[0]["reason"]
+
+
+def test_unknown_jobs_and_logs_are_404_and_400(session):
+    base, client = session
+    assert client.get("/api/jobs/nope").status_code == 404
+    assert client.post("/api/jobs/nope/cancel").status_code == 404
+    assert client.get("/api/jobs", query_string={"state": "sleeping"}).status_code == 400
+    job = client.post("/api/jobs", json=GOOD).get_json()
+    answer = client.get(f"/api/jobs/{job['id']}/log", query_string={"stream": "/etc/passwd"})
+    assert answer.status_code == 400 and "unknown log" in answer.get_json()["error"]
