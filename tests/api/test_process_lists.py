@@ -229,3 +229,22 @@ def test_every_real_list_round_trips_through_the_api(api, processing, path: Path
         assert "iterate_plugin_groups" in handle["entry"]
         for group in handle["entry/plugin"].values():
             assert sorted(k for k in group if not k.startswith("citation")) == ["active", "data", "id", "name"]
+
+
+def test_simultaneous_edits_with_one_etag_exactly_one_wins(api, api_app, session_context, processing):
+    """Several browser tabs send a change at the same moment, all based on the same read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import signed_client
+    put_fixture(processing, "iterate_three_median_filters.nxs", "shared.nxs")
+    etag = signed_client(api_app, session_context).get("/api/process-lists/shared.nxs").headers["ETag"]
+
+    def edit(size: int) -> int:
+        client = signed_client(api_app, session_context)
+        return ops(client, "shared.nxs", etag,
+                   {"op": "mod", "pos": "3", "param": "kernel_size", "value": size}).status_code
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(edit, [5, 7, 9, 11, 13, 15]))
+    assert sorted(statuses) == [200, 412, 412, 412, 412, 412]
+    winner = [5, 7, 9, 11, 13, 15][statuses.index(200)]
+    assert api.get("/api/process-lists/shared.nxs").json["plugins"][2]["params"]["kernel_size"] == winner

@@ -267,3 +267,14 @@ def test_check_runnable_reports_bad_values_and_stale_keys():
     assert any("'old_name' is not valid for plugin 4 (PaganinFilter)" in m for m in messages)
     assert [str(p) for p in check_runnable(ProcessList(), CATALOGUE)] == [
         "The process list is empty: add a loader and the processing steps first."]
+
+
+def test_mod_all_sets_a_parameter_in_every_plugin_that_has_it():
+    original = load()
+    changed, results = run(original, {"op": "mod", "all": True, "param": "kernel_size", "value": 5})
+    assert results[0]["changed"] == ["3", "4", "5"]
+    assert [e.params.get("kernel_size") for e in changed.plugins[2:]] == [5, 5, 5]
+    with pytest.raises(OperationError, match="'kernel_size'.*integer"):
+        run(original, {"op": "mod", "all": True, "param": "kernel_size", "value": "big"})
+    with pytest.raises(OperationError, match="no plugin in the list has a parameter 'colour'"):
+        run(original, {"op": "mod", "all": True, "param": "colour", "value": 1})

@@ -128,3 +128,57 @@ def test_empty_list_writes_and_reads(tmp_path: Path):
     target = tmp_path / "empty.nxs"
     write_process_list(ProcessList(), target)
     assert read_process_list(target).plugins == []
+
+
+def _layout(path: Path) -> dict[str, tuple]:
+    """Every object of a file: kind, dtype class, string type, shape and NX_class (with its string type)."""
+    found = {}
+    with h5py.File(path, "r") as handle:
+        def visit(name, obj):
+            attr = obj.attrs.get("NX_class")
+            attr_kind = None
+            if attr is not None:
+                tid = obj.attrs.get_id("NX_class").get_type()
+                attr_kind = (tid.is_variable_str(), tid.get_cset())
+            if isinstance(obj, h5py.Dataset):
+                string = h5py.check_string_dtype(obj.dtype)
+                found[name] = ("dataset", obj.dtype.kind, string and (string.encoding, string.length is None),
+                               obj.shape, attr, attr_kind)
+            else:
+                found[name] = ("group", attr, attr_kind)
+        handle.visititems(visit)
+    return found
+
+
+def test_written_file_matches_a_list_savu_42_wrote(tmp_path: Path):
+    """Object for object the same names, dtypes, shapes and NX_class attributes as Savu 4.2's own file."""
+    original = FIXTURES / "process_lists" / "astra_fbp_ds.nxs"
+    target = tmp_path / "copy.nxs"
+    write_process_list(read_process_list(original), target)
+    expected, written = _layout(original), _layout(target)
+    assert set(written) == set(expected)
+    for name, shape in expected.items():
+        if name.endswith(("/data", "/bibtex", "/description", "/endnote", "/doi", "/name", "/id")):
+            assert written[name][:3] == shape[:3] and written[name][3:] == shape[3:], name  # |S<n> may differ in n
+        else:
+            assert written[name] == shape, name
+    with h5py.File(original, "r") as a, h5py.File(target, "r") as b:
+        for pos in a["entry/plugin"]:
+            old, new = json.loads(a["entry/plugin"][pos]["data"][0]), json.loads(b["entry/plugin"][pos]["data"][0])
+            assert [k for k in new if k in old] == list(old)  # Savu's key order; missing keys added as defaults
+            assert {k: v for k, v in new.items() if k in old} == old
+
+
+def test_parameters_are_written_in_definition_order_with_defaults(tmp_path: Path):
+    from hebi_common.savu.catalogue import bundled_catalogue
+    from hebi_common.savu.process_list import Loop, PluginEntry
+    catalogue = bundled_catalogue()
+    entries = [PluginEntry("1", "NxtomoLoader", catalogue.get("NxtomoLoader").module, params={"name": "tomo", "preview": []}),
+               PluginEntry("2", "MedianFilter", catalogue.get("MedianFilter").module, params={"kernel_size": 5})]
+    target = tmp_path / "built.nxs"
+    write_process_list(ProcessList(plugins=entries, loops=[Loop(2, 2, 3)]), target)
+    with h5py.File(target, "r") as handle:
+        data = json.loads(handle["entry/plugin/2/data"][0])
+        assert list(data) == [p["name"] for p in catalogue.get("MedianFilter").parameters]
+        assert data["kernel_size"] == 5
+        assert list(json.loads(handle["entry/plugin/1/data"][0]))[:2] == ["preview", "name"]

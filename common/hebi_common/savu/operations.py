@@ -335,6 +335,24 @@ class Editor:
         entry.raw_data = None
         return {"pos": entry.pos, "param": name, "value": new}
 
+    def mod_all(self, param: Any, value: Any = None, *, text: Any = None, default: bool = False,
+                has_value: bool = True) -> dict[str, Any]:
+        """savu_config's ``mod -g NAME VALUE``: the parameter in every plugin that has it. Unlike
+        savu_config (which stores the raw text unchecked) each change is checked like ``mod``."""
+        if not isinstance(param, str) or not param.strip():
+            raise OperationError("mod with \"all\": true needs the parameter's name")
+        changed = []
+        for entry in self.list.plugins:
+            definition = self.catalogue.get(entry.name)
+            parameter = definition.parameter(param) if definition else None
+            if parameter is None or parameter.get("visibility") == "hidden" or \
+                    not dependency_met(parameter, entry.params):
+                continue
+            changed.append(self.mod(entry.pos, param, value, text=text, default=default, has_value=has_value)["pos"])
+        if not changed:
+            raise OperationError(f"no plugin in the list has a parameter {param!r} that can be set now", 404)
+        return {"param": param, "changed": changed}
+
     def _preview_with(self, current: Any, dim: Any, part: Any, value: Any) -> list:
         current = copy.deepcopy(current) if isinstance(current, list) else []
         try:
@@ -510,6 +528,9 @@ class Editor:
             return self.replace(get("pos"), get("name"))
         if op == "ref":
             return self.ref(get("pos", "*"), bool(get("defaults", False)))
+        if op == "mod" and get("all"):
+            return self.mod_all(get("param"), get("value"), text=get("text"), default=bool(get("default", False)),
+                                has_value="value" in operation)
         if op == "mod":
             return self.mod(get("pos"), get("param"), get("value"), text=get("text"),
                             default=bool(get("default", False)), dim=get("dim"), part=get("part"),
@@ -533,7 +554,7 @@ class Editor:
 ALLOWED_KEYS = {
     "add": {"name", "pos"}, "dupl": {"pos", "new_pos"}, "rem": {"pos"}, "move": {"pos", "new_pos"},
     "set": {"pos", "state"}, "replace": {"pos", "name"}, "ref": {"pos", "defaults"},
-    "mod": {"pos", "param", "value", "text", "default", "dim", "part"}, "iterate": {"set", "remove"},
+    "mod": {"pos", "param", "value", "text", "default", "dim", "part", "all"}, "iterate": {"set", "remove"},
     "expand": {"pos", "param", "dims", "value"}, "level": {"level"}, "coll": set(), "list": {"q"},
     "disp": {"start", "stop", "level", "verbose", "datasets_only"}, "cite": {"start", "stop"},
 }

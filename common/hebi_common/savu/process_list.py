@@ -377,22 +377,26 @@ def _string_dataset(group, name: str, text: str) -> None:
     group.create_dataset(name, array.shape, array.dtype, array)
 
 
-def _write_citation(parent, citation: Citation, nx_class: bytes = b"NXcite") -> None:
+def _write_citation(parent, citation: Citation) -> None:
     group = parent.require_group(citation.name)
-    group.attrs["NX_class"] = nx_class
+    group.attrs["NX_class"] = "NXcite"  # Savu's citation groups carry a UTF-8 attribute, the others ASCII
     for key in CITATION_FIELDS:
         _string_dataset(group, key, getattr(citation, key))
 
 
-def data_text(entry: PluginEntry) -> str:
-    """The ``data`` dataset's JSON, as Savu writes it (json.dumps in definition order)."""
-    if entry.raw_data is not None and not entry.known:
-        try:
-            if normalise_none(json.loads(entry.raw_data)) == entry.params:
-                return entry.raw_data
-        except ValueError:
-            pass
-    return json.dumps(entry.params)
+def data_text(entry: PluginEntry, catalogue: Catalogue | None = None) -> str:
+    """The ``data`` dataset's JSON, as Savu writes it: json.dumps of every parameter in definition
+    order (missing ones with their defaults). An unknown plugin's text is kept as it was read."""
+    definition = catalogue.get(entry.name) if catalogue is not None else None
+    if definition is None:
+        if entry.raw_data is not None:
+            try:
+                if normalise_none(json.loads(entry.raw_data)) == entry.params:
+                    return entry.raw_data
+            except ValueError:
+                pass
+        return json.dumps(entry.params)
+    return json.dumps(complete_params(definition, entry.params)[0])
 
 
 def write_process_list(process_list: ProcessList, path: str | os.PathLike[str],
@@ -434,7 +438,7 @@ def write_to(process_list: ProcessList, target, catalogue: Catalogue | None = No
             group.attrs["NX_class"] = b"NXnote"
             _string_dataset(group, "name", plugin.name)
             _string_dataset(group, "id", plugin.module)
-            _string_dataset(group, "data", data_text(plugin))
+            _string_dataset(group, "data", data_text(plugin, catalogue))
             import numpy as np
             active = np.array([bool(plugin.active)])
             group.create_dataset("active", active.shape, active.dtype, active)
