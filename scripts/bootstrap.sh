@@ -21,6 +21,19 @@ if ! scripts/install-system.sh "${parts[@]}"; then
   fi
   say "continuing without them: the demo uses its built-in router instead of nginx, browser tests are skipped"
 fi
+# The real schedulers the job tests run against (scripts/gridengine.sh, scripts/slurm.sh; root only).
+if [ "$purpose" = test ]; then
+  if [ "$(id -u)" = 0 ]; then
+    for scheduler in gridengine slurm; do
+      if ! { scripts/$scheduler.sh install && scripts/$scheduler.sh start; }; then
+        [ "$require_real" = 0 ] || { say "HEBI_REQUIRE_REAL=1 and $scheduler did not start: failing"; exit 1; }
+        say "$scheduler did not start: its job tests will be skipped"
+      fi
+    done
+  else
+    say "not root: GridEngine and Slurm cannot be installed or started; their job tests will be skipped"
+  fi
+fi
 
 # Python: one venv with every component installed editable (each also installs alone from its folder).
 python=${PYTHON:-python3}
@@ -39,7 +52,7 @@ if [ ! -f "$stamp" ] || [ -n "$(find "${inputs[@]}" -newer "$stamp" 2>/dev/null)
   say "installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements-dev.txt \
-    -e common -e api -e dataserver -e kubernetes/pod_launcher -e kubernetes/gateway -e 'runner[test]'
+    -e common -e 'api[drmaa]' -e dataserver -e kubernetes/pod_launcher -e kubernetes/gateway -e 'runner[test]'
   touch "$stamp"
 fi
 

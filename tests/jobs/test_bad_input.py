@@ -110,3 +110,15 @@ def test_unknown_jobs_and_logs_are_404_and_400(session):
     job = client.post("/api/jobs", json=GOOD).get_json()
     answer = client.get(f"/api/jobs/{job['id']}/log", query_string={"stream": "/etc/passwd"})
     assert answer.status_code == 400 and "unknown log" in answer.get_json()["error"]
+
+
+def test_the_jobs_api_is_in_the_openapi_document(session):
+    base, client = session
+    document = client.get("/api/openapi.json").get_json()
+    for path in ("/jobs", "/jobs/{id}", "/jobs/{id}/cancel", "/jobs/{id}/log", "/jobs/{id}/outputs",
+                 "/jobs/events", "/cluster"):
+        assert path in document["paths"], path
+    text = str(document)
+    import re
+    for section, name in re.findall(r"#/components/(\w+)/(\w+)", text):
+        assert name in document["components"][section], f"dangling $ref {section}/{name}"
