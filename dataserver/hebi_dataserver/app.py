@@ -6,6 +6,8 @@ nginx, signed for this session's user (the session guard refuses anything else w
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from flask import Flask
 
 from hebi_common.config import HebiConfig, load_config
@@ -29,6 +31,9 @@ def create_app(config: HebiConfig | None = None, context: SessionContext | None 
         "config": config, "context": context,
         "files": OpenFileCache(settings.open_files, settings.chunk_cache_bytes),
         "reader": SelectionReader(settings.read_threads),
+        # Downsampled views read and bin bands of rows in parallel; their own pool, since each band's
+        # read may use the reader's.
+        "views": ThreadPoolExecutor(settings.read_threads, thread_name_prefix="hebi-view"),
     }
     install_flask_session_guard(app, context)
     app.register_blueprint(routes.blueprint, url_prefix="/data")

@@ -22,6 +22,7 @@ from .errors import DataError
 Reduction = Literal["mean", "max", "min"]
 REDUCTIONS = ("mean", "max", "min")
 BAND_BYTES = 32 * 1024**2  # rows read per step; bounded memory however large the image
+PARALLEL_BYTES = 4 * 1024**2  # smaller selections are binned by one thread
 
 
 def parse_size(text: str, ndim: int) -> tuple[int, ...]:
@@ -58,8 +59,8 @@ def band_rows(shape: tuple[int, ...], dtype: np.dtype, size: tuple[int, ...], ba
 
 
 def downsample(read_rows: Callable[[int, int], np.ndarray], shape: tuple[int, ...], dtype: np.dtype,
-               size: tuple[int, ...], how: Reduction, band_bytes: int = BAND_BYTES
-               ) -> tuple[np.ndarray, tuple[int, ...]]:
+               size: tuple[int, ...], how: Reduction, band_bytes: int = BAND_BYTES, pool=None,
+               threads: int = 1) -> tuple[np.ndarray, tuple[int, ...]]:
     """Bin a (rows, cols) or (cols,) selection; returns the result and the factors used."""
     if how not in REDUCTIONS:
         raise DataError(f"reduce must be one of {', '.join(REDUCTIONS)}, not {how!r}")
@@ -72,11 +73,42 @@ def downsample(read_rows: Callable[[int, int], np.ndarray], shape: tuple[int, ..
     out_rows, out_cols = math.ceil(rows / fy), math.ceil(cols / fx)
     out = np.empty((out_rows, out_cols), dtype=result_dtype(dtype, how))
     step = band_rows(shape, dtype, size, band_bytes)
-    for start in range(0, rows, step):
+    if pool is not None and threads > 1 and rows * cols * dtype.itemsize >= PARALLEL_BYTES:
+        # Bands of whole output rows read and reduced side by side (h5py waits on its lock, the
+        # reads and NumPy's loops do not): each thread gets an equal share, within the band size.
+        step = min(step, max(fy, -(-math.ceil(rows / fy) // threads) * fy))
+
+    def one(start: int) -> None:
         stop = min(rows, start + step)
         block = np.asarray(read_rows(start, stop))
         out[start // fy: start // fy + math.ceil((stop - start) / fy)] = _reduce_band(block, fy, fx, how, out.dtype)
+
+    starts = range(0, rows, step)
+    if pool is not None and threads > 1 and len(starts) > 1:
+        run_inline(pool, one, list(starts), threads)
+    else:
+        for start in starts:
+            one(start)
     return out, (fy, fx)
+
+
+def run_inline(pool, fn, items: list, threads: int = 2) -> None:
+    """``fn`` over ``items`` in ``threads`` shares: one share in this thread, the others on the pool
+    (thread hand-offs are not free, so the calling thread works rather than waits)."""
+    if not items:
+        return
+    shares = [items[k::threads] for k in range(min(threads, len(items)))]
+
+    def share(part: list) -> None:
+        for item in part:
+            fn(item)
+
+    futures = [pool.submit(share, part) for part in shares[1:]]
+    try:
+        share(shares[0])
+    finally:
+        for future in futures:
+            future.result()
 
 
 def _reduce_band(block: np.ndarray, fy: int, fx: int, how: Reduction, out_dtype: np.dtype) -> np.ndarray:
@@ -88,11 +120,13 @@ def _reduce_band(block: np.ndarray, fy: int, fx: int, how: Reduction, out_dtype:
     if how == "mean":
         work = block if floating and block.dtype == out_dtype else block.astype(out_dtype)
         ragged = pad_rows or pad_cols
-        has_nan = floating and bool(np.isnan(work).any())
         if ragged:
             work = np.pad(work, ((0, pad_rows), (0, pad_cols)), constant_values=np.nan)
-        if not ragged and not has_nan:
-            return _block_sum(work, fy, fx) * np.asarray(1.0 / (fy * fx), dtype=out_dtype)
+        else:
+            sums = _block_sum(work, fy, fx)
+            # A NaN anywhere in a block makes its sum NaN: only then is the slower NaN-aware mean needed.
+            if not floating or not np.isnan(sums).any():
+                return sums * np.asarray(1.0 / (fy * fx), dtype=out_dtype)
         valid = ~np.isnan(work)
         sums = _block_sum(np.where(valid, work, 0), fy, fx)
         counts = _block_sum(valid.astype(out_dtype), fy, fx)

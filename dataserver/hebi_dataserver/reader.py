@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import h5py
 import numpy as np
 
+from .downsample import run_inline
 from .files import OpenFile
 from .selection import Selection
 
@@ -56,6 +57,53 @@ class SelectionReader:
             if result is not None:
                 return result
         return dataset[selection.members]
+
+    def single_run(self, dataset: h5py.Dataset, selection: Selection) -> tuple[int, int] | None:
+        """(file offset, byte count) when the selection is one contiguous run of the file, else None.
+
+        A frame of a stack chunked frame by frame is such a run: it can be sent as the file's own bytes
+        (``read_run``) without ever being an array.
+        """
+        if not (selection.unit_steps and direct_readable(dataset)) or selection.size == 0:
+            return None
+        lo = np.array([s.start for s in selection.box], dtype=np.int64)
+        hi = np.array([s.stop for s in selection.box], dtype=np.int64)
+        if dataset.id.get_create_plist().get_layout() == h5py.h5d.CONTIGUOUS:
+            chunk = np.array(dataset.shape, dtype=np.int64)
+            origin = np.zeros_like(lo)
+            offset = dataset.id.get_offset()
+        else:
+            chunk = np.array(dataset.chunks, dtype=np.int64)
+            origin = lo // chunk * chunk
+            if ((hi - 1) // chunk * chunk != origin).any():
+                return None  # spans more than one chunk
+            offset, _ = _chunk_offset(dataset, tuple(int(x) for x in origin))
+        if offset is None:
+            return None
+        strides = np.array([int(np.prod(chunk[d + 1:], dtype=np.int64)) for d in range(len(chunk))],
+                           dtype=np.int64)
+        first = int(((lo - origin) * strides).sum())
+        last = int(((hi - 1 - origin) * strides).sum())
+        if last - first + 1 != selection.size:
+            return None
+        itemsize = dataset.dtype.itemsize
+        return offset + first * itemsize, selection.size * itemsize
+
+    def read_run(self, handle: OpenFile, offset: int, nbytes: int) -> list[bytes]:
+        """The run as bytes objects (parts read side by side), ready to be sent as they are."""
+        parts = self.threads if nbytes >= (4 << 20) else 1
+        step = -(-nbytes // parts)
+        pieces: dict[int, bytes] = {}
+
+        def one(start: int) -> None:
+            want = min(step, nbytes - start)
+            data = os.pread(handle.fd, want, offset + start)
+            if len(data) != want:
+                raise OSError("the file ends before the data it describes (truncated?)")
+            pieces[start] = data
+
+        run_inline(self.pool, one, list(range(0, nbytes, step)), self.threads)
+        return [pieces[start] for start in sorted(pieces)]
 
     # -- the direct path ----------------------------------------------------------------------------
 
@@ -115,7 +163,7 @@ class SelectionReader:
         if len(tasks) == 1:
             run(tasks[0])
         else:
-            list(self.pool.map(run, tasks))
+            run_inline(self.pool, run, tasks, self.threads)
         return out.reshape(selection.shape)
 
 

@@ -203,6 +203,16 @@ def data():
     if not_modified:
         return not_modified
     reader = _hebi()["reader"]
+    if fmt == "bin" and not size_text:
+        _limit(selection.size * _item_bytes(dataset), f"reading {entity.path}{_shown(selection)}")
+        run = reader.single_run(dataset, selection)
+        if run is not None and (dtype == "origin" or _safe_dtype(dataset.dtype) == dataset.dtype):
+            # The file's own bytes are the answer: no array, no copy (a frame of a frame-chunked stack).
+            body = reader.read_run(entity.file, *run)
+            shape = selection.shape if not flatten else (selection.size,)
+            return _send(Encoded(body, {"Content-Type": "application/octet-stream",
+                                        "X-Hebi-Shape": ",".join(map(str, shape)),
+                                        "X-Hebi-Dtype": dataset.dtype.str}), tag)
     if size_text:
         values, bins = _downsampled(entity, dataset, selection, size_text, how)
     else:
@@ -217,6 +227,10 @@ def data():
         encoded.headers["X-Hebi-Bin"] = ",".join(str(b) for b in bins)
         encoded.headers["X-Hebi-Reduce"] = how
     return _send(encoded, tag)
+
+
+def _safe_dtype(dtype: np.dtype) -> np.dtype:
+    return convert(np.empty(0, dtype=dtype), "safe").dtype
 
 
 def _shown(selection: Selection) -> str:
@@ -236,10 +250,12 @@ def _downsampled(entity, dataset: h5py.Dataset, selection: Selection, size_text:
     # The server holds one band of rows at a time plus the result: the band shrinks to fit the limit.
     limit = _hebi()["config"].dataserver.max_request_bytes
     out_cells = math.prod(math.ceil(n / math.ceil(n / s)) for n, s in zip(selection.shape, size))
-    band_bytes = min(BAND_BYTES, max(0, limit - out_cells * 8))
+    threads = _hebi()["config"].dataserver.read_threads
+    band_bytes = min(BAND_BYTES, max(0, limit - out_cells * 8)) // threads  # bands run side by side
     rows = band_rows(selection.shape, dataset.dtype, size, band_bytes)
     row_bytes = (selection.shape[1] if len(selection.shape) == 2 else selection.shape[0]) * dataset.dtype.itemsize
-    _limit(rows * row_bytes + out_cells * 8, f"downsampling {entity.path}{_shown(selection)}")
+    held = threads * rows * row_bytes if len(selection.shape) == 2 else row_bytes
+    _limit(held + out_cells * 8, f"downsampling {entity.path}{_shown(selection)}")
     member = selection.members[row_dim]
 
     def read_rows(start: int, stop: int) -> np.ndarray:
@@ -249,7 +265,7 @@ def _downsampled(entity, dataset: h5py.Dataset, selection: Selection, size_text:
         sub = Selection(tuple(members), (stop - start, *selection.shape[1:]))
         return reader.read(entity.file, dataset, sub)
 
-    return downsample(read_rows, selection.shape, dataset.dtype, size, how, band_bytes)
+    return downsample(read_rows, selection.shape, dataset.dtype, size, how, band_bytes, _hebi()["views"], threads)
 
 
 @blueprint.get("/stats")
