@@ -182,20 +182,28 @@ def main() -> None:
                           {"HEBI_CONFIG": str(config), "HEBI_SESSION_USER": "bench", "HEBI_SESSION_SECRET": SECRET})
         grove = Server("h5grove", "h5grove_app:create_app()", {"H5_BASE_DIR": str(data)},
                        ["--pythonpath", str(HERE)])
-        servers = [hebi, grove]
+        floor = Server("floor", "floor_app:app", {}, ["--pythonpath", str(HERE)])
+        servers = [hebi, grove, floor]
         first = next(iter(files.values()))
         hebi.wait_ready(f"/data/meta?file=data/{first}&path=/data")
         grove.wait_ready(f"/meta?file={first}&path=/data")
-        report(args, data, files, hebi, grove)
+        floor.wait_ready("/")
+        report(args, data, files, hebi, grove, floor)
     finally:
         for server in servers:
             server.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 
-def report(args, data: Path, files: dict[str, str], hebi: Server, grove: Server) -> None:
+def report(args, data: Path, files: dict[str, str], hebi: Server, grove: Server, floor: Server) -> None:
     frames_to_time = [int(i) for i in np.linspace(0, args.frames - 1, args.runs + 1)[1:]]
     summary = []
+    floors = {}
+    for what in ("full", "view"):
+        floor.get(f"/{what}")
+        floors[what] = median([timed(lambda: floor.get(f"/{what}")) for _ in range(2 * args.runs)])
+    print(f"\nHTTP floor (same gunicorn, body from memory): 16 MiB {floors['full']:.1f} ms, "
+          f"1 MiB {floors['view']:.1f} ms")
     print(f"\nmedian ms over {len(frames_to_time)} frames; ratios are hebi / h5py and h5grove / h5py "
           "(full frames), h5grove-full / hebi-view (views)\n")
     header = f"{'layout':22} {'what':44} {'warm ms':>9} {'cold ms':>9}"
@@ -265,6 +273,15 @@ def report(args, data: Path, files: dict[str, str], hebi: Server, grove: Server)
         ]
         for what, num, den, _ in rows:
             print(f"{label:22} {what:44} {num[0] / den[0]:9.2f} {num[1] / den[1]:9.2f}")
+        # Derived, not measured: the same requests over a 1 Gbit/s link add body size / 125 MB/s.
+        link_full, link_view = SIDE * SIDE * 4 / 125e3, 512 * 512 * 4 / 125e3  # ms
+        grove_full, view = r["h5grove full frame (bin, safe)"], r["hebi 512x512 view, mean"]
+        print(f"{label:22} {'  same at 1 Gbit/s (derived: + size/125MB/s)':44} "
+              f"{(grove_full[0] + link_full) / (view[0] + link_view):9.2f} "
+              f"{(grove_full[1] + link_full) / (view[1] + link_view):9.2f}")
+    print(f"\nfull frame minus the HTTP floor ({floors['full']:.1f} ms), warm: "
+          + ", ".join(f"{label}: hebi {r['hebi full frame (bin, safe)'][0] - floors['full']:.1f} ms, "
+                      f"h5py {r['h5py in-process ds[i]'][0]:.1f} ms" for label, r in summary))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from .stats import array_stats, parse_bins
 
 blueprint = Blueprint("data", __name__)
 SEND_PIECE = 1 << 20  # gunicorn sends bytes objects only: big bodies leave in 1 MiB pieces
+SENDFILE_BYTES = 1 << 20  # runs at least this big go out with sendfile (gunicorn) from the file itself
 MAX_PATHS = 200_000
 
 
@@ -208,11 +209,18 @@ def data():
         run = reader.single_run(dataset, selection)
         if run is not None and (dtype == "origin" or _safe_dtype(dataset.dtype) == dataset.dtype):
             # The file's own bytes are the answer: no array, no copy (a frame of a frame-chunked stack).
-            body = reader.read_run(entity.file, *run)
             shape = selection.shape if not flatten else (selection.size,)
-            return _send(Encoded(body, {"Content-Type": "application/octet-stream",
-                                        "X-Hebi-Shape": ",".join(map(str, shape)),
-                                        "X-Hebi-Dtype": dataset.dtype.str}), tag)
+            headers = {"Content-Type": "application/octet-stream", "X-Hebi-Shape": ",".join(map(str, shape)),
+                       "X-Hebi-Dtype": dataset.dtype.str}
+            wrapper = request.environ.get("wsgi.file_wrapper")
+            file_run = reader.open_run(entity.file, *run) if wrapper and run[1] >= SENDFILE_BYTES else None
+            if file_run is not None:
+                response = Response(wrapper(file_run, SEND_PIECE), headers=headers, direct_passthrough=True)
+                response.headers["Content-Length"] = str(run[1])
+                response.headers["ETag"] = tag
+                response.headers["Cache-Control"] = httpcache.CACHE_CONTROL
+                return response
+            return _send(Encoded(reader.read_run(entity.file, *run), headers), tag)
     if size_text:
         values, bins = _downsampled(entity, dataset, selection, size_text, how)
     else:

@@ -161,3 +161,17 @@ def test_chunk_reads_return_exactly_what_hdf5_returns(dataserver, data_dir, layo
         index = tuple(int(m) if ":" not in m else slice(*[int(p) if p else None for p in m.split(":")])
                       for m in selection.split(","))
         np.testing.assert_array_equal(binary(answer), array[index], err_msg=f"{name}[{selection}]")
+
+
+def test_a_frame_shaped_chunk_is_sent_whole_and_exact(dataserver, data_dir):
+    frames = np.random.default_rng(5).random((3, 1024, 1024), dtype=np.float32)
+    with h5py.File(data_dir / "frames.h5", "w") as f:
+        f.create_dataset("d", data=frames, chunks=(1, 1024, 1024))
+        f.create_dataset("rows", data=frames, chunks=(3, 16, 1024))
+    for name in ("d", "rows"):
+        answer = dataserver.get(f"/data/data?file=data/frames.h5&path=/{name}&selection=2&format=bin&dtype=safe")
+        assert int(answer.headers["Content-Length"]) == 4 * 1024 * 1024
+        np.testing.assert_array_equal(binary(answer), frames[2])
+    flat = dataserver.get("/data/data?file=data/frames.h5&path=/d&selection=1,:,:&format=bin&flatten=true")
+    assert flat.headers["X-Hebi-Shape"] == str(1024 * 1024)
+    np.testing.assert_array_equal(binary(flat), frames[1].reshape(-1))
