@@ -155,8 +155,7 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where to write the stacks (default: a temporary folder)")
     args = parser.parse_args()
     try:
-        import h5grove  # noqa: F401
-        import flask_cors  # noqa: F401  (h5grove[flask] installed)
+        import h5grove.flask_utils  # noqa: F401  (the dataserver depends on h5grove; its blueprint needs Flask)
     except ImportError:
         raise SystemExit("install the anchor first: .venv/bin/pip install -r bench/dataserver/requirements.txt")
 
