@@ -263,6 +263,10 @@ def _rehearse(loaded: LoadedData, steps: list[Step], loops: list[LoopSpec]) -> N
             info.meta["centre_of_rotation"] = np.zeros(info.shape[1])
         elif step.adapter.kind == "map":
             shape, axes, kind = step.adapter.output(step.combos[0], info)
+            if min(shape) < 1:
+                problems.append(f"{where}: its output would be empty ({' x '.join(map(str, shape))}) for input "
+                                f"'{info.name}' of {' x '.join(map(str, info.shape))}; check the preview")
+                continue
             infos[step.out_names[0]] = DataInfo(step.out_names[0], shape, axes, kind, dict(info.meta))
     if problems:
         raise PluginRefused("hebi's runner cannot run this process list:\n  - " + "\n  - ".join(problems))

@@ -358,6 +358,52 @@ class ScikitimageFilterBackProjection(_Reconstruction):
         return lambda sino, centre, angles: algorithms.fbp(sino, centre, angles, window)
 
 
+class DownsampleFilter(Adapter):
+    """Bins each projection by ``bin_size`` (mean/median/min/max), with Savu's flips."""
+    name = "DownsampleFilter"
+    accepts = ("projections", "volume")
+
+    def axis(self, params):
+        return 0 if params.get("pattern", "PROJECTION") == "PROJECTION" else 1
+
+    def check(self, params, data):
+        super().check(params, data)
+        if int(params.get("num_bit", 32)) != 32:
+            raise PluginRefused("DownsampleFilter.num_bit: only 32 (float output) is supported by hebi's runner")
+        if float(params.get("rotate_angle") or 0) != 0:
+            raise PluginRefused("DownsampleFilter.rotate_angle: only 0 is supported by hebi's runner")
+        if params.get("mode") not in ("mean", "median", "min", "max"):
+            raise PluginRefused("DownsampleFilter.mode: expected mean, median, min or max")
+        if int(params["bin_size"]) < 1:
+            raise PluginRefused("DownsampleFilter.bin_size: expected a positive number")
+
+    def _core(self, params):
+        return (1, 2) if self.axis(params) == 0 else (0, 2)
+
+    def output(self, params, data):
+        size = int(params["bin_size"])
+        shape, axes = list(data.shape), list(data.axes)
+        for d in self._core(params):
+            shape[d] = data.shape[d] // size
+            label, units, values = data.axes[d]
+            axes[d] = (label, units, np.asarray(values)[: shape[d] * size: size])
+        return tuple(shape), axes, data.kind
+
+    def process(self, block, params, context):
+        size, (a, b) = int(params["bin_size"]), self._core(params)
+        block = np.asarray(block, dtype=np.float32)
+        block = np.moveaxis(block, (a, b), (-2, -1))
+        h, w = (block.shape[-2] // size) * size, (block.shape[-1] // size) * size
+        tiles = block[..., :h, :w].reshape(block.shape[:-2] + (h // size, size, w // size, size))
+        reduce = {"mean": np.mean, "median": np.median, "min": np.min, "max": np.max}[params["mode"]]
+        binned = reduce(tiles, axis=(-3, -1))
+        if params.get("flip_updown"):
+            binned = binned[..., ::-1, :]
+        if params.get("flip_leftright"):
+            binned = binned[..., :, ::-1]
+        return np.ascontiguousarray(np.moveaxis(binned, (-2, -1), (a, b)), dtype=np.float32)
+
+
 class Hdf5Saver(Adapter):
     """Every dataset is written to HDF5 anyway (as Savu's auto-added savers do): nothing more to do."""
     name = "Hdf5Saver"
@@ -387,4 +433,5 @@ class TiffSaver(Adapter):
 ADAPTERS: dict[str, Adapter] = {cls.name: cls() for cls in (
     DarkFlatFieldCorrection, NoProcessPlugin, RingRemovalSorting, RingRemovalFiltering, RemoveAllRings,
     RemoveLargeRings, RemoveUnresponsiveAndFluctuatingRings, RingRemovalWaveletfft, RavenFilter, PaganinFilter,
-    MedianFilter, VoCentering, AstraReconCpu, TomopyRecon, ScikitimageFilterBackProjection, Hdf5Saver, TiffSaver)}
+    MedianFilter, VoCentering, AstraReconCpu, TomopyRecon, ScikitimageFilterBackProjection, DownsampleFilter,
+    Hdf5Saver, TiffSaver)}

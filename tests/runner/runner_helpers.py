@@ -6,10 +6,14 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 from hebi_common.savu.catalogue import bundled_catalogue
 from hebi_common.savu.process_list import Loop, PluginEntry, ProcessList, write_process_list
+from runner_phantom import ground_truth, write_phantom_scan
 
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO.parent / "shared" / "fixtures" / "savu"  # as tests/conftest.py finds them
 TRUE_CENTRE = 83.25  # columns 0..159: the axis sits 3.75 px right of the middle (79.5)
 COLUMNS = 160
 
@@ -43,3 +47,16 @@ def quality(image: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 
 def user_log(out_dir: Path) -> str:
     return (out_dir / "run_log" / "user.log").read_text()
+
+
+# Fixtures, imported by the test modules (a conftest.py here would shadow tests/conftest.py, which
+# other test folders import as ``conftest``).
+@pytest.fixture(scope="session")
+def phantom_scan(tmp_path_factory) -> Path:
+    """The phantom as an NXtomo: 241 angles over 180 degrees, 6 rows, 160 columns, 5 darks, 5 flats."""
+    return write_phantom_scan(tmp_path_factory.mktemp("phantom") / "phantom.nxs", centre=TRUE_CENTRE, rows=6)
+
+
+@pytest.fixture(scope="session")
+def truth() -> np.ndarray:
+    return ground_truth(COLUMNS)

@@ -14,6 +14,7 @@ import scipy.ndimage
 
 from hebi_runner import PluginSpec, RunnerError, RunOptions, run_pipeline, run_process_list
 from runner_helpers import TRUE_CENTRE, final_result, quality, user_log, write_list
+from runner_helpers import phantom_scan, truth  # noqa: F401 (fixtures)
 
 CORRECTED = [("NxtomoLoader", {}), ("DarkFlatFieldCorrection", {})]
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from hebi_runner import RunOptions, run_process_list
 from runner_helpers import TRUE_CENTRE, final_result, quality, user_log, write_list
+from runner_helpers import phantom_scan, truth  # noqa: F401 (fixtures)
 
 PIPELINE = [
     ("NxtomoLoader", {}),
