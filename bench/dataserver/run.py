@@ -243,17 +243,20 @@ def report(args, data: Path, files: dict[str, str], hebi: Server, grove: Server,
             ("hebi 512x512 view, max", lambda i: check_view(hebi, url_hebi(i, "&size=512x512&reduce=max"))),
             ("h5grove 512x512 strided (::4,::4)", lambda i: check_view(grove, url_grove(i, f"{i},::4,::4"))),
         ]
-        results: dict[str, tuple[float, float]] = {}
-        for what, run in cases:
-            warm, cold = [], []
-            for i in frames_to_time:
-                warm_cache(path) if i == frames_to_time[0] else None
+        # Cases take turns frame by frame, so that a busy moment of the machine hits them all alike.
+        warm: dict[str, list[float]] = {what: [] for what, _ in cases}
+        cold: dict[str, list[float]] = {what: [] for what, _ in cases}
+        warm_cache(path)
+        for i in frames_to_time:
+            for what, run in cases:
                 run(i)  # the frame is now in the page cache (and in every cache the reader keeps)
-                warm.append(timed(lambda: run(i)))
-            for i in frames_to_time:
+                warm[what].append(timed(lambda: run(i)))
+        for i in frames_to_time:
+            for what, run in cases:
                 drop_cache(path)
-                cold.append(timed(lambda: run(i)))
-            results[what] = (median(warm), median(cold))
+                cold[what].append(timed(lambda: run(i)))
+        results = {what: (median(warm[what]), median(cold[what])) for what, _ in cases}
+        for what, _ in cases:
             print(f"{label:22} {what:44} {results[what][0]:9.1f} {results[what][1]:9.1f}", flush=True)
         h5.close()
         summary.append((label, results))
