@@ -182,3 +182,63 @@ def test_parameters_are_written_in_definition_order_with_defaults(tmp_path: Path
         assert list(data) == [p["name"] for p in catalogue.get("MedianFilter").parameters]
         assert data["kernel_size"] == 5
         assert list(json.loads(handle["entry/plugin/1/data"][0]))[:2] == ["preview", "name"]
+
+
+def _old_list(path: Path) -> None:
+    """A list as very old Savu wrote it: /entry NXdata, /entry/plugin NXplugin, zero-based padded
+    positions, desc/hide/user datasets, no active flag, no savu_notes, pre-2.4 names."""
+    def strings(group, **values):
+        for key, text in values.items():
+            group[key] = np.array([text.encode()])
+    with h5py.File(path, "w") as handle:
+        entry = handle.create_group("entry")
+        entry.attrs["NX_class"] = "NXdata"
+        plugins = entry.create_group("plugin")
+        plugins.attrs["NX_class"] = "NXplugin"
+        rows = [("NxtomoLoader", "savu.plugins.loaders.full_field_loaders.nxtomo_loader", {"preview": "None"}),
+                ("AstraReconCpu", "savu.plugins.reconstructions.astra_recons.astra_recon_cpu",
+                 {"center_of_rotation": 86.5, "reconstruction_type": "SIRT", "number_of_iterations": 20,
+                  "force_zero": ["None", None]}),
+                ("Hdf5TomoSaver", "savu.plugins.savers.hdf5_tomo_saver", {}),
+                ("LegacyThing", "facility.plugins.legacy_thing", {"knob": "None", "dial": [1, "None"]})]
+        for number, (name, module, data) in enumerate(rows):
+            group = plugins.create_group(f"   {number} ")
+            strings(group, name=name, id=module, data=json.dumps(data), desc=json.dumps({}), hide="[]", user="[]")
+
+
+def test_very_old_lists_open_with_savu_open_time_renames(tmp_path: Path):
+    source = tmp_path / "old.nxs"
+    _old_list(source)
+    process_list = read_process_list(source)
+    assert process_list.version is None and process_list.loops == []
+    assert [(p.pos, p.name, p.active, p.known) for p in process_list.plugins] == [
+        ("1", "NxtomoLoader", True, True), ("2", "AstraReconCpu", True, True), ("3", "Hdf5Saver", True, True),
+        ("4", "LegacyThing", True, False)]
+    recon = process_list.plugins[1]
+    assert recon.params["centre_of_rotation"] == 86.5 and "center_of_rotation" not in recon.params
+    assert recon.params["algorithm"] == "SIRT" and recon.params["n_iterations"] == 20
+    assert recon.params["force_zero"] == [None, None]
+    assert any("center_of_rotation renamed to centre_of_rotation" in n for n in recon.notices)
+    saver = process_list.plugins[2]
+    assert saver.module == "savu.plugins.savers.hdf5_saver" and "replaced by Hdf5Saver" in saver.notices[0]
+    assert process_list.plugins[3].params == {"knob": None, "dial": [1, None]}
+    assert process_list.plugins[0].params["preview"] is None  # "None" at the top level is None too
+
+    target = tmp_path / "resaved.nxs"
+    write_process_list(process_list, target)
+    with h5py.File(target, "r") as handle:
+        assert sorted(handle["entry/plugin"]) == ["1", "2", "3", "4"]
+        assert sorted(handle["entry/plugin/1"]) == ["active", "data", "id", "name"]  # desc/hide/user dropped
+        assert handle["entry/plugin/4/data"][0] == json.dumps({"knob": "None", "dial": [1, "None"]}).encode()
+    again = read_process_list(target)
+    assert [(p.pos, p.name, p.params) for p in again.plugins] == [(p.pos, p.name, p.params) for p in process_list.plugins]
+
+
+def test_mutations_respect_the_list_version(tmp_path: Path):
+    """Parameter renames apply only to lists older than 2.4, as in Savu."""
+    source = tmp_path / "v24.nxs"
+    _old_list(source)
+    with h5py.File(source, "a") as handle:
+        handle["entry/savu_notes/version"] = "2.4"
+    recon = read_process_list(source).plugins[1]
+    assert "center_of_rotation" in recon.params and recon.notices == []
