@@ -176,6 +176,8 @@ def _answer(process_list: ProcessList, path: Path, status: int = 200, **extra):
 
 
 def _json_body() -> Any:
+    if request.content_length is not None and request.content_length > MAX_LIST_BYTES:
+        _fail(f"the request body is {request.content_length} bytes; at most {MAX_LIST_BYTES} are accepted", 413)
     raw = request.get_data(cache=True)
     if len(raw) > MAX_LIST_BYTES:
         _fail(f"the request body is {len(raw)} bytes; at most {MAX_LIST_BYTES} are accepted", 413)
@@ -344,6 +346,10 @@ def get_list(user_path: str):
     path = _existing(user_path)
     content = path.read_bytes()
     etag = _etag_of_bytes(content)
+    if etag in _tags(request.headers.get("If-None-Match", "")):
+        response = Response(status=304)
+        response.headers["ETag"] = etag
+        return response
     if _wants_hdf5():
         response = Response(content, mimetype=HDF5)
         response.headers["ETag"] = etag

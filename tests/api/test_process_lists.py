@@ -248,3 +248,10 @@ def test_simultaneous_edits_with_one_etag_exactly_one_wins(api, api_app, session
     assert sorted(statuses) == [200, 412, 412, 412, 412, 412]
     winner = [5, 7, 9, 11, 13, 15][statuses.index(200)]
     assert api.get("/api/process-lists/shared.nxs").json["plugins"][2]["params"]["kernel_size"] == winner
+
+
+def test_an_unchanged_list_is_not_sent_again(api, processing):
+    put_fixture(processing, "mpi_gpu_test.nxs")
+    etag = api.get("/api/process-lists/mpi_gpu_test.nxs").headers["ETag"]
+    again = api.get("/api/process-lists/mpi_gpu_test.nxs", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.headers["ETag"] == etag and not again.data

@@ -26,6 +26,10 @@ def processing(roots_dir: Path) -> Path:
         shutil.copy(FIXTURES / "process_lists" / source, folder / name)
     with h5py.File(folder / "scan.nxs", "w") as handle:  # HDF5, but raw data rather than a list
         handle["entry/data/data"] = np.zeros((2, 2))
+    with h5py.File(folder / "odd.nxs", "w") as handle:  # 'name' is a group where Savu has a dataset
+        handle.create_group("entry/plugin/1/name")
+        for key in ("id", "data"):
+            handle[f"entry/plugin/1/{key}"] = np.array([b"{}"])
     with h5py.File(folder / "broken.nxs", "w") as handle:  # a plugin whose parameters are not JSON
         group = handle.create_group("entry/plugin/1")
         for key, text in (("name", b"NxtomoLoader"), ("id", b"savu.plugins.loaders.full_field_loaders.nxtomo_loader"),
@@ -200,6 +204,12 @@ CASES = [
      "scan.nxs is an HDF5 file but not a Savu process list"),
     ("list whose parameters are not JSON", raw("get", "/api/process-lists/broken.nxs"), 400,
      "the parameters of plugin 1 (NxtomoLoader) are not valid JSON"),
+    ("list with a group where a dataset belongs", raw("get", "/api/process-lists/odd.nxs"), 400,
+     "odd.nxs cannot be read as a Savu process list"),
+    ("upload of a list with a group where a dataset belongs", lambda api: api.put(
+        "/api/process-lists/new.nxs", content_type=HDF5,
+        data=api.get("/api/process-lists/odd.nxs", headers={"Accept": HDF5}).data), 400,
+     "new.nxs cannot be read as a Savu process list"),
     ("create over an existing list", raw("post", "/api/process-lists/b.nxs", json={}), 409, "already exists"),
     ("create in a missing folder", raw("post", "/api/process-lists/nowhere/new.nxs", json={}), 404,
      "the folder processing/nowhere does not exist"),

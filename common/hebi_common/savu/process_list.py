@@ -216,7 +216,18 @@ def read_process_list(path: str | os.PathLike[str], catalogue: Catalogue | None 
     except OSError:
         raise ProcessListError(f"{path.name} is not an HDF5 file, so it cannot be a Savu process list") from None
     with handle:
-        return _read_open_file(handle, path.name, catalogue or default_catalogue())
+        return _read_guarded(handle, path.name, catalogue or default_catalogue())
+
+
+def _read_guarded(handle, label: str, catalogue: Catalogue) -> ProcessList:
+    """Any surprise inside a file (a group where a dataset should be, an unreadable value) is the file's
+    problem, said as such, never a crash of the caller."""
+    try:
+        return _read_open_file(handle, label, catalogue)
+    except ProcessListError:
+        raise
+    except Exception as err:
+        raise ProcessListError(f"{label} cannot be read as a Savu process list ({type(err).__name__}: {err})") from None
 
 
 def read_process_list_bytes(content: bytes, label: str, catalogue: Catalogue | None = None) -> ProcessList:
@@ -230,7 +241,7 @@ def read_process_list_bytes(content: bytes, label: str, catalogue: Catalogue | N
     except OSError:
         raise ProcessListError(f"{label} is not a readable HDF5 file") from None
     with handle:
-        return _read_open_file(handle, label, catalogue or default_catalogue())
+        return _read_guarded(handle, label, catalogue or default_catalogue())
 
 
 def _read_open_file(handle, label: str, catalogue: Catalogue) -> ProcessList:
