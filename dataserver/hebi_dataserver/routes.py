@@ -28,6 +28,7 @@ from .content import Resolver, parse_resolve_links
 from .downsample import BAND_BYTES, band_rows, downsample, parse_size
 from .encoders import Encoded, encode, encode_json, parse_format
 from .errors import DataError
+from .files import FileIdentity
 from .nexus import find_default_plot
 from .selection import Selection, parse_selection
 from .stats import array_stats, parse_bins
@@ -178,7 +179,6 @@ def _dataset_and_selection(resolver: Resolver):
             stat = source.stat()
         except OSError:
             continue
-        from .files import FileIdentity
         extra.append((str(source), FileIdentity.of(stat)))
     return entity, dataset, selection, extra
 
