@@ -72,3 +72,8 @@ def test_openapi_describes_plugins_and_process_lists(api):
     for ref in refs(document):  # every reference points at something that exists
         _, section, kind, name = ref.split("/")
         assert name in document["components"][kind], ref
+
+
+def test_openapi_document_is_valid_openapi(api):
+    from openapi_spec_validator import validate
+    validate(api.get("/api/openapi.json").json)
