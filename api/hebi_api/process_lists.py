@@ -264,10 +264,11 @@ def from_document(body: Any, current: ProcessList | None, catalogue: Catalogue) 
         if item.get("id") not in (None, definition.module):
             _fail(f"plugin {pos} ({name}): its id (module) is {definition.module!r}, not {item.get('id')!r}")
         before = stored.get((pos, name))
+        same_plugin = [e for e in (current.plugins if current else []) if e.name == name]
         for key, value in list(params.items()):
             parameter = definition.parameter(key)
-            if before is not None and key in before.params and before.params[key] == value:
-                continue
+            if any(key in e.params and e.params[key] == value for e in same_plugin):
+                continue  # a value already in the stored list (even if moved) is not checked again
             if parameter is None:
                 _fail(f"plugin {pos} ({name}) has no parameter {key!r}; its parameters are: "
                       f"{', '.join(definition.parameter_names())}")

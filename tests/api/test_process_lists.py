@@ -255,3 +255,25 @@ def test_an_unchanged_list_is_not_sent_again(api, processing):
     etag = api.get("/api/process-lists/mpi_gpu_test.nxs").headers["ETag"]
     again = api.get("/api/process-lists/mpi_gpu_test.nxs", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.headers["ETag"] == etag and not again.data
+
+
+def test_old_values_nobody_touched_do_not_block_an_edit(api, processing):
+    """Old lists hold values today's rules refuse (a preview written as a string); editing something else
+    keeps them, and the problems say what to fix before a run."""
+    target = put_fixture(processing, "basic_tomo_process.nxs", "old.nxs")
+    with h5py.File(target, "a") as handle:
+        data = json.loads(handle["entry/plugin/1/data"][0])
+        data["preview"] = "[:, :, 0]"
+        del handle["entry/plugin/1/data"]
+        handle["entry/plugin/1/data"] = [json.dumps(data).encode()]
+    document = api.get("/api/process-lists/old.nxs").json
+    assert any(p["parameter"] == "preview" for p in document["problems"])
+    document["plugins"][2]["params"]["uvalue"] = 10
+    document["plugins"][3], document["plugins"][2] = document["plugins"][2], document["plugins"][3]
+    for place, plugin in enumerate(document["plugins"], start=1):
+        plugin["pos"] = str(place)
+    saved = api.put("/api/process-lists/old.nxs", json=document, headers={"If-Match": document["etag"]})
+    assert saved.status_code == 200, saved.json
+    assert saved.json["plugins"][0]["params"]["preview"] == "[:, :, 0]"
+    assert [p["name"] for p in saved.json["plugins"]][2:4] == ["PaganinFilter", "RavenFilter"]
+    assert saved.json["plugins"][3]["params"]["uvalue"] == 10
