@@ -151,8 +151,8 @@ class Resolver:
                 rest = "/".join(parts[index + 1:])
                 try:
                     target = self._follow(handle, group, here, link, hops, shown)
-                except DataError as err:
-                    if last and mode == "only_valid" and err.status in (403, 404):
+                except DataError:
+                    if last and mode == "only_valid":  # outside the roots, dangling, or unreadable
                         return Entity(path, handle, link=link)
                     raise
                 if last:

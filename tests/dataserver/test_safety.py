@@ -163,3 +163,13 @@ def test_requests_without_the_gateway_signature_are_refused(dataserver_app, data
     write_tomo_entry1(data_dir / "s.nxs")
     answer = dataserver_app.test_client().get("/data/meta?file=data/s.nxs")
     assert answer.status_code == 401 and answer.json["error"]
+
+
+def test_an_external_link_to_a_damaged_file_does_not_hide_its_siblings(dataserver, data_dir):
+    (data_dir / "broken.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)  # a signature and nothing else
+    with h5py.File(data_dir / "master.nxs", "w") as f:
+        f["broken"] = h5py.ExternalLink("broken.h5", "/data")
+        f["fine"] = np.arange(3)
+    children = dataserver.get("/data/meta?file=data/master.nxs&path=/").json["children"]
+    assert {c["name"]: c["kind"] for c in children} == {"broken": "external_link", "fine": "dataset"}
+    assert_json_error(dataserver.get("/data/data?file=data/master.nxs&path=/broken"), 422, "broken.h5")
