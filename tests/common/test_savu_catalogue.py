@@ -146,3 +146,33 @@ def test_a_broken_savu_under_auto_falls_back(monkeypatch, tmp_path):
     finally:
         load_catalogue.cache_clear()
         sys.modules.pop("savu", None)
+
+
+def test_a_savu_without_populate_plugins_is_walked(tmp_path: Path, monkeypatch):
+    """Savu 4.x fills ``plugins`` as each module is imported (register_plugin); walking the package finds them."""
+    files = dict(FAKE_SAVU)
+    files["savu/plugins/utils.py"] = """
+        plugins = {}
+        def register_plugin(cls):
+            plugins[cls.__name__] = cls
+            return cls
+    """
+    decorated = "        import savu.plugins.utils as pu\n        @pu.register_plugin\n        class "
+    for key in ("savu/plugins/loaders/my_loader.py", "savu/plugins/filters/gpu_smoother.py"):
+        for cls in ("MyLoader(", "GpuSmoother("):
+            files[key] = files[key].replace("        class " + cls, decorated + cls)
+    files["savu/plugins/filters/needs_missing_lib.py"] = "import a_library_that_is_not_there\n"
+    for name, text in files.items():
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_catalogue.cache_clear()
+    try:
+        catalogue = load_catalogue("savu")
+        assert sorted(catalogue.plugins) == ["GpuSmoother", "MyLoader"]
+        assert "needs_missing_lib" in catalogue.failed
+    finally:
+        load_catalogue.cache_clear()
+        for module in [m for m in sys.modules if m == "savu" or m.startswith("savu.")]:
+            del sys.modules[module]

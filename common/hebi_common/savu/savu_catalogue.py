@@ -55,13 +55,12 @@ def catalogue_from_savu(bundled: Catalogue) -> Catalogue:
         from savu.version import __version__ as version
     except ImportError:
         version = "unknown"
-    if hasattr(pu, "populate_plugins"):
-        pu.populate_plugins()
+    failed: dict[str, str] = {}
+    _import_all_plugins(pu, failed)
     loader_base = _optional_class("savu.plugins.loaders.base_loader", "BaseLoader")
     saver_base = _optional_class("savu.plugins.savers.base_saver", "BaseSaver")
     gpu_base = _optional_class("savu.plugins.driver.gpu_plugin", "GpuPlugin")
     plugins: dict[str, Plugin] = {}
-    failed: dict[str, str] = {}
     for name, cls in sorted(getattr(pu, "plugins", {}).items()):
         try:
             plugins[name] = _plugin(name, cls, bundled.get(name), loader_base, saver_base, gpu_base)
@@ -69,6 +68,30 @@ def catalogue_from_savu(bundled: Catalogue) -> Catalogue:
             failed[name] = f"{type(err).__name__}: {err}"
     return Catalogue(plugins, source="savu", savu_version=str(version),
                      framework_citations=bundled.framework_citations, failed=failed)
+
+
+def _import_all_plugins(pu, failed: dict[str, str]) -> None:
+    """Import every plugin module so that Savu's ``register_plugin`` fills ``pu.plugins``: through
+    savu_config's own ``populate_plugins`` when there is one, else by walking ``savu.plugins``."""
+    if hasattr(pu, "populate_plugins"):
+        pu.populate_plugins()
+        return
+    try:
+        from scripts.config_generator.config_utils import populate_plugins  # savu_config's way
+        populate_plugins()
+        return
+    except Exception:  # not installed with the scripts, or an older layout: walk the package
+        pass
+    import importlib
+    import pkgutil
+    import savu.plugins
+    for info in pkgutil.walk_packages(savu.plugins.__path__, "savu.plugins."):
+        if info.name.endswith("_tools") or ".driver." in info.name or ".utils." in info.name:
+            continue
+        try:
+            importlib.import_module(info.name)
+        except Exception as err:  # savu_config reports such plugins as unavailable and carries on
+            failed[info.name.rsplit(".", 1)[-1]] = f"{type(err).__name__}: {err}"
 
 
 def _optional_class(module: str, name: str):
