@@ -98,3 +98,24 @@ def test_entry1_layout_opens_on_its_nexus_default_plot(system, viewer_page):
     viewer_page.wait_for_selector("[data-testid=h5web] [role=tab]:has-text('NX Heatmap')", timeout=30_000)
     assert heatmap_colours(viewer_page) > 50
     assert "entry1" in viewer_page.inner_text("[data-testid=h5web]")
+
+
+def test_savu_output_opens_through_its_external_link_as_an_nx_heatmap(system, viewer_page):
+    import h5py
+    import numpy as np
+
+    source = FIXTURES / "data" / "24737_processed.nxs"
+    real_component("Savu fixtures", source.exists(), f"the shared fixtures are missing ({source})")
+    run = system.folders("alice")["output"] / "24737"
+    run.mkdir(exist_ok=True)
+    shutil.copy(source, run / "24737_processed.nxs")
+    # The plugin's own output file, which the master file links to (absent from the fixtures).
+    volume = np.add.outer(np.sin(np.linspace(0, 6, 91)), np.outer(np.hanning(135), np.hanning(160))).astype("f4")
+    with h5py.File(run / "tomo_p1_dark_flat_field_correction.h5", "w") as f:
+        f.create_dataset("1-DarkFlatFieldCorrection-tomo/data", data=volume, chunks=(1, 135, 160))
+    browser_login(viewer_page, system, "alice")
+    open_in_viewer(viewer_page, system, "output/24737/24737_processed.nxs")
+    viewer_page.wait_for_selector("[data-testid=h5web] [role=tab]:has-text('NX Heatmap')", timeout=30_000)
+    assert heatmap_colours(viewer_page) > 50
+    text = viewer_page.inner_text("[data-testid=h5web]")
+    assert "final_result_tomo" in text and "detector_x" in text  # the NXdata and its axes
