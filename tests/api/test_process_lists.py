@@ -277,3 +277,13 @@ def test_old_values_nobody_touched_do_not_block_an_edit(api, processing):
     assert saved.json["plugins"][0]["params"]["preview"] == "[:, :, 0]"
     assert [p["name"] for p in saved.json["plugins"]][2:4] == ["PaganinFilter", "RavenFilter"]
     assert saved.json["plugins"][3]["params"]["uvalue"] == 10
+
+
+def test_looking_at_tuning_values_changes_nothing(api, processing):
+    stored = put_fixture(processing, "multiple_param_values_test.nxs")
+    before = stored.read_bytes()
+    answer = ops(api, "multiple_param_values_test.nxs", None,
+                 {"op": "expand", "pos": "3", "param": "algorithm"}, {"op": "set", "pos": "3", "state": "on"})
+    assert answer.status_code == 200
+    assert answer.json["results"][0]["values"] == ["FBP", "CGLS"]
+    assert stored.read_bytes() == before

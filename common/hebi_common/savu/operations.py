@@ -558,7 +558,7 @@ ALLOWED_KEYS = {
     "expand": {"pos", "param", "dims", "value"}, "level": {"level"}, "coll": set(), "list": {"q"},
     "disp": {"start", "stop", "level", "verbose", "datasets_only"}, "cite": {"start", "stop"},
 }
-#: Commands that only look at the list; a batch of only these does not save the file.
+#: Commands that only look at the list.
 QUERY_COMMANDS = {"level", "coll", "list", "disp", "cite"}
 
 
@@ -609,15 +609,13 @@ def apply_operations(process_list: ProcessList, operations: Any, catalogue: Cata
     working = process_list.copy()
     editor = Editor(working, catalogue, level)
     results = []
-    changed = False
     for number, operation in enumerate(operations, start=1):
         try:
             results.append(editor.apply(operation))
         except OperationError as err:
             op = operation.get("op") if isinstance(operation, dict) else None
             raise OperationError(f"operation {number}{f' ({op})' if op else ''}: {err.message}", err.status) from None
-        if isinstance(operation, dict) and str(operation.get("op", "")).lower() not in QUERY_COMMANDS:
-            changed = True
+    changed = working != process_list  # views (disp, expand without dims...) and no-op changes save nothing
     if changed:
         problem = loader_problem(working, catalogue)
         if problem:
