@@ -368,10 +368,17 @@ def create_list(user_path: str):
     path = _resolve(user_path, writing=True)
     _check_name(path, user_path)
     body = _json_body()
+    source = body.pop("copy_from", None) if isinstance(body, dict) else None
+    if source is not None and (not isinstance(source, str) or body):
+        _fail("copy_from takes the path of a list in processing, and nothing else may be sent with it")
     with _folder_lock(path.parent):
         if path.exists():
             _fail(f"{ROOT}/{user_path.strip('/')} already exists; PUT with If-Match replaces it", 409)
-        process_list = from_document(body if body is not None else {}, None, _catalogue())
+        if source is not None:  # "save as": the list as it is, unknown plugins included
+            original = _existing(source)
+            process_list = read_process_list(original, _catalogue())
+        else:
+            process_list = from_document(body if body is not None else {}, None, _catalogue())
         write_process_list(process_list, path, _catalogue())
         created = read_process_list(path, _catalogue())
         return _answer(created, path, 201)

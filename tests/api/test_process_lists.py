@@ -287,3 +287,14 @@ def test_looking_at_tuning_values_changes_nothing(api, processing):
     assert answer.status_code == 200
     assert answer.json["results"][0]["values"] == ["FBP", "CGLS"]
     assert stored.read_bytes() == before
+
+
+def test_save_as_copies_a_list_with_its_unknown_plugins(api, processing):
+    put_fixture(processing, "lfov_loader_and_image_stitching_test.nxs", "lfov.nxs")
+    copy = api.post("/api/process-lists/lfov_copy.nxs", json={"copy_from": "lfov.nxs"})
+    assert copy.status_code == 201, copy.json
+    original = api.get("/api/process-lists/lfov.nxs").json
+    assert [(p["name"], p["params"], p["known"]) for p in copy.json["plugins"]] == \
+        [(p["name"], p["params"], p["known"]) for p in original["plugins"]]
+    missing = api.post("/api/process-lists/other.nxs", json={"copy_from": "nothing.nxs"})
+    assert missing.status_code == 404 and not (processing / "other.nxs").exists()

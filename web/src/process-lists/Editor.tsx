@@ -2,8 +2,9 @@
 // savu_config operations carrying the ETag last seen; the server answers with the whole list again.
 import { FormEvent, useCallback, useEffect, useState } from 'react';
 import { ApiError } from '../api';
+import { href } from '../route';
 import {
-  applyOperations, deleteList, display, downloadList, getList, Operation, ProcessListDoc, searchPlugins,
+  applyOperations, copyList, deleteList, display, downloadList, getList, Operation, ProcessListDoc, searchPlugins,
   ShownPlugin, uploadList, valueText,
 } from './client';
 import './editor.css';
@@ -59,6 +60,10 @@ export default function Editor({ path, onDeleted }: { path: string; onDeleted: (
           const file = e.target.files?.[0];
           if (file) uploadList(path, file, doc.etag).then((d) => { setDoc(d); setNotice(`${file.name} uploaded.`); }, (err: Error) => setError(err.message));
         }} /></label>
+        <button type="button" onClick={() => {
+          const name = window.prompt('Save a copy as (path in processing):', doc.path.replace(/\.nxs$/, '_copy.nxs'));
+          if (name) copyList(name, path).then((d) => { window.location.hash = href('process-lists', { path: d.path }); }, (e: Error) => setError(e.message));
+        }}>Save as…</button>
         <button type="button" onClick={() => {
           if (window.confirm(`Delete ${doc.path}?`)) deleteList(path, doc.etag).then(onDeleted, (e: Error) => setError(e.message));
         }}>Delete</button>

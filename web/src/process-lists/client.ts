@@ -104,6 +104,7 @@ async function send<T>(method: string, url: string, body?: unknown, etag?: strin
 export const getFolder = (folder: string) => send<Folder>('GET', `/api/process-lists?folder=${encodeURIComponent(folder)}`);
 export const getList = (path: string) => send<ProcessListDoc>('GET', listUrl(path));
 export const createList = (path: string) => send<ProcessListDoc>('POST', listUrl(path), {});
+export const copyList = (path: string, from: string) => send<ProcessListDoc>('POST', listUrl(path), { copy_from: from });
 export const deleteList = (path: string, etag: string) => send<void>('DELETE', listUrl(path), undefined, etag);
 export const applyOperations = (path: string, etag: string, operations: Operation[], level?: string) =>
   send<ProcessListDoc>('POST', `${listUrl(path)}/operations`, { operations, level }, etag);
