@@ -70,8 +70,15 @@ def _etag_of_bytes(content: bytes) -> str:
     return '"' + hashlib.sha256(content).hexdigest()[:40] + '"'
 
 
+def _read_bytes(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size > MAX_LIST_BYTES:  # a big data file in the processing folder is not read into memory
+        _fail(f"{path.name} is {size} bytes, too large to be a Savu process list (at most {MAX_LIST_BYTES})", 413)
+    return path.read_bytes()
+
+
 def _etag(path: Path) -> str:
-    return _etag_of_bytes(path.read_bytes())
+    return _etag_of_bytes(_read_bytes(path))
 
 
 def _check_name(path: Path, user_path: str) -> None:
@@ -345,7 +352,7 @@ def get_list(user_path: str):
     if path.is_dir():
         return _listing(path)
     path = _existing(user_path)
-    content = path.read_bytes()
+    content = _read_bytes(path)
     etag = _etag_of_bytes(content)
     if etag in _tags(request.headers.get("If-None-Match", "")):
         response = Response(status=304)

@@ -298,3 +298,11 @@ def test_save_as_copies_a_list_with_its_unknown_plugins(api, processing):
         [(p["name"], p["params"], p["known"]) for p in original["plugins"]]
     missing = api.post("/api/process-lists/other.nxs", json={"copy_from": "nothing.nxs"})
     assert missing.status_code == 404 and not (processing / "other.nxs").exists()
+
+
+def test_a_big_data_file_is_not_read_as_a_list(api, processing, monkeypatch):
+    from hebi_api import process_lists
+    put_fixture(processing, "basic_tomo_process.nxs", "big.nxs")
+    monkeypatch.setattr(process_lists, "MAX_LIST_BYTES", 10_000)
+    answer = api.get("/api/process-lists/big.nxs")
+    assert answer.status_code == 413 and "too large to be a Savu process list" in answer.json["error"]
