@@ -153,6 +153,7 @@ def astra_cpu(sinogram: np.ndarray, centre: float, angles: np.ndarray, algorithm
     width = sinogram.shape[1]
     shift = 2.0 * centre - (width - 1)  # > 0: pad on the right
     pad = int(math.ceil(abs(shift)))
+    pad += pad % 2  # an even pad keeps the crop back to ``width`` on whole pixels
     if pad:
         padding = ((0, 0), (0, pad)) if shift > 0 else ((0, 0), (pad, 0))
         sinogram = np.pad(sinogram, padding, mode="edge")
@@ -179,6 +180,6 @@ def astra_cpu(sinogram: np.ndarray, centre: float, angles: np.ndarray, algorithm
         astra.data2d.delete([sino_id, rec_id])
         astra.projector.delete(projector_id)
     if pad:  # crop the padded field of view back around the rotation axis
-        offset = (n - width) // 2 if True else 0
+        offset = (n - width) // 2
         image = image[offset:offset + width, offset:offset + width]
     return image.astype(np.float32)
