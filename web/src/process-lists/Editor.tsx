@@ -4,8 +4,8 @@ import { FormEvent, useCallback, useEffect, useState } from 'react';
 import { ApiError } from '../api';
 import { href } from '../route';
 import {
-  applyOperations, copyList, deleteList, display, downloadList, getList, Operation, ProcessListDoc, searchPlugins,
-  ShownPlugin, uploadList, valueText,
+  applyOperations, copyList, deleteList, display, downloadList, getList, Operation, Problem, ProcessListDoc,
+  searchPlugins, ShownPlugin, uploadList, valueText,
 } from './client';
 import './editor.css';
 
@@ -112,7 +112,8 @@ export default function Editor({ path, onDeleted }: { path: string; onDeleted: (
           <label>Level <select value={level} onChange={(e) => setLevel(e.target.value)} aria-label="Parameter level">
             {LEVELS.map((l) => <option key={l}>{l}</option>)}
           </select></label>
-          <ParameterTable plugin={shown} onChange={(param, text) => run([{ op: 'mod', pos: shown.pos, param, text }])}
+          <ParameterTable plugin={shown} problems={doc.problems.filter((p) => p.pos === shown.pos && p.parameter)}
+                          onChange={(param, text) => run([{ op: 'mod', pos: shown.pos, param, text }])}
                           onDefault={(param) => run([{ op: 'mod', pos: shown.pos, param, default: true }])} />
         </div>
       )}
@@ -139,8 +140,16 @@ export default function Editor({ path, onDeleted }: { path: string; onDeleted: (
   );
 }
 
-function ParameterTable({ plugin, onChange, onDefault }: {
-  plugin: ShownPlugin; onChange: (param: string, text: string) => void; onDefault: (param: string) => void;
+function tuningHint(value: unknown): string | null {
+  if (typeof value !== 'string' || !value.includes(';')) return null;
+  const pieces = value.split(';').filter((p) => p.trim());
+  if (pieces[0]?.includes(':')) return `tuned over the range ${pieces[0]} (stop excluded)`;
+  return `tuned: ${pieces.length} values, one run each`;
+}
+
+function ParameterTable({ plugin, problems, onChange, onDefault }: {
+  plugin: ShownPlugin; problems: Problem[]; onChange: (param: string, text: string) => void;
+  onDefault: (param: string) => void;
 }) {
   const [drafts, setDrafts] = useState<Record<string, string>>({});
   useEffect(() => setDrafts({}), [plugin]);
@@ -162,6 +171,8 @@ function ParameterTable({ plugin, onChange, onDefault }: {
                        list={p.options ? `options-${p.name}` : undefined}
                        onChange={(e) => setDrafts({ ...drafts, [p.name]: e.target.value })}
                        onKeyDown={(e) => { if (e.key === 'Enter' && changed) onChange(p.name, text); }} />
+                {tuningHint(p.value) && <div className="desc">{tuningHint(p.value)}</div>}
+                {problems.filter((q) => q.parameter === p.name).map((q, i) => <div key={i} className="error">{q.message}</div>)}
                 {p.options && <datalist id={`options-${p.name}`}>{p.options.map((o) => <option key={String(o)} value={valueText(o)} />)}</datalist>}
               </td>
               <td>
