@@ -36,6 +36,9 @@ def serve_app(app: web.Application, host: str, port: int) -> None:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    # Listen before announcing: a client that reads the address may connect before the loop runs,
+    # and is then queued in the backlog rather than refused.
+    sock.listen(1024)
     bound_host, bound_port = sock.getsockname()[:2]
     print(f"hebi-gateway: listening on http://{bound_host}:{bound_port}/", flush=True)
     logging.getLogger("hebi.gateway").info("gateway listening on %s:%s", bound_host, bound_port)
