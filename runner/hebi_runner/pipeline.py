@@ -143,10 +143,27 @@ def _init_worker() -> None:
         os.environ[name] = "1"
 
 
-def _warm_up() -> int:
-    """Imports what every task needs once per worker, at the start, in parallel."""
+def _warm_up(plugins: tuple[str, ...]) -> int:
+    """Imports what the run's plugins need, once per worker, while the parent checks the data."""
     import scipy.ndimage  # noqa: F401
+    if any(name in ("AstraReconCpu", "TomopyRecon", "ScikitimageFilterBackProjection") for name in plugins):
+        import algotom.rec.reconstruction  # noqa: F401
+    if any("Ring" in name or name == "RavenFilter" for name in plugins):
+        import algotom.prep.removal  # noqa: F401
     return os.getpid()
+
+
+def start_pool(workers: int, plugins: tuple[str, ...]) -> cf.ProcessPoolExecutor | None:
+    """Starts the worker processes without waiting for them. They are spawned (a fresh interpreter
+    each), not forked: a fork of a process that already used OpenMP (numba, BLAS) or holds an HDF5 file
+    open is unsafe."""
+    if workers <= 1:
+        return None
+    pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_init_worker)
+    for _ in range(workers):
+        pool.submit(_warm_up, plugins)
+    return pool
 
 
 def _catalogue_defaults(name: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -276,26 +293,17 @@ def _rehearse(loaded: LoadedData, steps: list[Step], loops: list[LoopSpec]) -> N
 
 class Runner:
     def __init__(self, loaded: LoadedData, steps: list[Step], loops: list[LoopSpec], out_dir: Path,
-                 log: out.UserLog, options: RunOptions):
+                 log: out.UserLog, options: RunOptions, pool: cf.ProcessPoolExecutor | None = None):
         self.loaded, self.steps, self.loops = loaded, steps, loops
         self.out_dir, self.log, self.options = out_dir, log, options
-        self.workers = max(1, options.workers or len(os.sched_getaffinity(0)))
-        self.pool: cf.ProcessPoolExecutor | None = None
+        self.workers = max(1, options.workers or len(os.sched_getaffinity(0)))  # same rule as run_pipeline
+        self.pool = pool
         info = DataInfo(loaded.name, loaded.shape, loaded.axis_values(), "projections",
                         {"dark": loaded.dark, "flat": loaded.flat})
         self.data: dict[str, DataState] = {loaded.name: DataState(info, LoaderReader(loaded.reader))}
         self.records: dict[tuple[int, str], out.WrittenDataset] = {}
         self.consumed: set[tuple[int, str]] = set()
         self.centre: np.ndarray | None = None
-
-    def start_workers(self) -> None:
-        """Starts the worker processes. They are spawned (a fresh interpreter each), not forked: a fork
-        of a process that already used OpenMP (numba, BLAS) or holds an HDF5 file open is unsafe."""
-        if self.workers > 1 and self.pool is None:
-            context = multiprocessing.get_context("spawn")
-            self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker)
-            for future in [self.pool.submit(_warm_up) for _ in range(self.workers)]:
-                future.result()
 
     def close(self) -> None:
         if self.pool is not None:
@@ -306,7 +314,6 @@ class Runner:
         return (self.out_dir / "killsignal").exists()
 
     def run(self) -> None:
-        self.start_workers()
         index = 0
         by_start = {loop.start: loop for loop in self.loops}
         while index < len(self.steps):
@@ -376,7 +383,7 @@ class Runner:
                 progress()
             return
         if self.pool is None:
-            self.start_workers()
+            self.pool = start_pool(self.workers, (tasks[0].plugin,))
         pending: dict[cf.Future, int] = {}
         queue = iter(enumerate(tasks))
         for i, task in queue:
@@ -540,8 +547,15 @@ def run_pipeline(data: str | os.PathLike[str], plugins: list[PluginSpec], out_fo
     loader, steps, good_loops = plan(plugins, loops or [])
     if options.preview is not None:
         loader.params["preview"] = options.preview
-    loaded = LOADERS[loader.name](data_path, loader.params)
-    _rehearse(loaded, steps, good_loops)
+    workers = max(1, options.workers or len(os.sched_getaffinity(0)))
+    pool = start_pool(workers, tuple(step.spec.name for step in steps))  # starts while the data are checked
+    try:
+        loaded = LOADERS[loader.name](data_path, loader.params)
+        _rehearse(loaded, steps, good_loops)
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        raise
 
     out_root = Path(out_folder)
     try:
@@ -556,7 +570,7 @@ def run_pipeline(data: str | os.PathLike[str], plugins: list[PluginSpec], out_fo
     log.message(f"Running hebi-runner on {data_path.name}: {len(steps)} plugin(s), data "
                 f"{'x'.join(str(n) for n in loaded.shape)} (angles x rows x columns)")
     log.message("Plugin list check complete!")
-    runner = Runner(loaded, steps, good_loops, out_dir, log, options)
+    runner = Runner(loaded, steps, good_loops, out_dir, log, options, pool)
     status, error = "completed", None
     try:
         runner.run()
