@@ -111,6 +111,13 @@ do_start() {
   if ! grep -qx full.q <<<"$queues"; then
     edit_with "-e 's/^hostlist .*/hostlist @allhosts/' -e 's/^pe_list .*/pe_list smp/' -e 's/^slots .*/slots $SLOTS/' -e 's|^shell .*|shell /bin/bash|' -e 's/^h_rt .*/h_rt INFINITY/'" qconf -aq full.q
   fi
+  # A busy machine (load above np_load_avg 1.75) would put the queues in alarm state and stop all
+  # scheduling: jobs here are limited by slots, not by load.
+  for queue in preview.q full.q; do
+    if [ "$(qconf -sq $queue | awk '$1=="load_thresholds"{print $2}')" != NONE ]; then
+      qconf -rattr queue load_thresholds NONE $queue >/dev/null
+    fi
+  done
   if [ "$(qconf -sq preview.q | awk '$1=="h_rt"{print $2}')" != "$PREVIEW_H_RT" ]; then
     qconf -mattr queue h_rt "$PREVIEW_H_RT" preview.q >/dev/null
   fi

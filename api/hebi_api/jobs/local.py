@@ -23,6 +23,8 @@ from typing import Iterable
 from .backend import ENDED, MISSING, QUEUED, RUNNING, BackendStatus, JobEnd, JobRef, JobSpec, QueueInfo
 from .local_shim import process_start_ticks, write_json
 
+LAUNCH_GRACE = 10.0  # seconds a launch may take before it is considered cut short
+
 
 class LocalBackend:
     name = "local"
@@ -34,8 +36,10 @@ class LocalBackend:
         self.spool.mkdir(parents=True, exist_ok=True)
         self._children: list[subprocess.Popen] = []
         self._lock = threading.Lock()
+        self._dispatch_lock = threading.Lock()
         self._ticker: threading.Thread | None = None
         self._closed = threading.Event()
+        self._kick = threading.Event()
 
     # -- interface ------------------------------------------------------------------------------------
 
@@ -48,7 +52,9 @@ class LocalBackend:
             "stdout": str(spec.stdout), "stderr": str(spec.stderr), "time_limit": spec.time_limit,
             "cores": spec.cores, "memory_mb": spec.memory_mb, "kill_grace": self.kill_grace,
             "submitted_at": time.time()})
-        self.dispatch()
+        # Started by the dispatcher thread, not here: a submission stays O(1) however long the queue.
+        self._kick.set()
+        self._ensure_ticker()
         return backend_id
 
     def statuses(self, jobs: Iterable[JobRef]) -> dict[str, BackendStatus]:
@@ -77,9 +83,13 @@ class LocalBackend:
     # -- the pool -------------------------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        """Start waiting jobs while fewer than ``workers`` run. Serialised across processes by a lock
-        file, so two API processes never overfill the pool."""
-        with self._lock:
+        if self._dispatch_once():
+            self._ensure_ticker()
+
+    def _dispatch_once(self) -> bool:
+        """Start waiting jobs while fewer than ``workers`` run; True when some still wait. Serialised
+        across processes by a lock file, so two API processes never overfill the pool."""
+        with self._dispatch_lock:
             self._children = [child for child in self._children if child.poll() is None]  # reap
             with open(self.spool / ".dispatch.lock", "a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
@@ -88,9 +98,7 @@ class LocalBackend:
                 waiting = [folder for folder in folders if self._waiting(folder)]
                 for folder in waiting[: max(self.workers - running, 0)]:
                     self._start(folder)
-                waiting = waiting[max(self.workers - running, 0):]
-        if waiting:
-            self._ensure_ticker()
+                return len(waiting) > max(self.workers - running, 0)
 
     def _start(self, folder: Path) -> None:
         # The marker comes first: a job counts as running from now on, whatever happens next.
@@ -107,20 +115,32 @@ class LocalBackend:
                                               "ticks": process_start_ticks(child.pid)})
 
     def _ensure_ticker(self) -> None:
-        """While jobs wait, look for free slots twice a second even when nobody polls."""
-        if self._ticker and self._ticker.is_alive():
-            return
+        """While jobs wait, look for free slots twice a second (at once when kicked), even when nobody polls."""
+        with self._lock:
+            if self._ticker is not None:
+                return
+            self._ticker = threading.Thread(target=self._tick, name="local-jobs-dispatch", daemon=True)
+            self._ticker.start()
 
-        def tick() -> None:
-            while not self._closed.wait(0.5):
-                try:
-                    self.dispatch()
-                except OSError:
-                    pass
-                if not any(self._waiting(folder) for folder in self._folders()):
+    def _tick(self) -> None:
+        idle_rounds = 0
+        while not self._closed.is_set():
+            self._kick.wait(0.5)
+            self._kick.clear()
+            try:
+                waiting = self._dispatch_once()
+            except OSError:
+                waiting = True
+            idle_rounds = 0 if waiting else idle_rounds + 1
+            if idle_rounds >= 4:  # nothing waited for 2 s: stop until the next submission
+                with self._lock:
+                    if self._kick.is_set():
+                        idle_rounds = 0
+                        continue
+                    self._ticker = None
                     return
-        self._ticker = threading.Thread(target=tick, name="local-jobs-dispatch", daemon=True)
-        self._ticker.start()
+        with self._lock:
+            self._ticker = None
 
     def _folders(self) -> list[Path]:
         try:
@@ -129,7 +149,13 @@ class LocalBackend:
             return []
 
     def _waiting(self, folder: Path) -> bool:
-        return not (folder / "launched.json").exists() and not (folder / "cancel").exists()
+        if (folder / "cancel").exists() or (folder / "state.json").exists():
+            return False
+        launched = _read_json(folder / "launched.json")
+        if launched is None:
+            return True
+        # A launch cut short before the supervisor started (the API died in between): launch it again.
+        return not launched.get("pid") and time.time() - float(launched.get("at", 0)) > LAUNCH_GRACE
 
     def _running(self, folder: Path) -> bool:
         if not (folder / "launched.json").exists():
@@ -144,8 +170,8 @@ class LocalBackend:
         pid = (state or {}).get("shim_pid") or launched.get("pid")
         ticks = (state or {}).get("shim_ticks") or launched.get("ticks")
         if not pid:
-            # launched.json written, process not yet started (or the starter died): give it a moment
-            return time.time() - float(launched.get("at", 0)) < 30
+            # launched.json written, process not yet started: give it a moment (then it is relaunched)
+            return time.time() - float(launched.get("at", 0)) <= LAUNCH_GRACE
         current = process_start_ticks(int(pid))
         if current is None:
             return False
@@ -167,9 +193,9 @@ class LocalBackend:
                          signal=state.get("signal"), wall_time=state.get("wall_time"),
                          message=state.get("message", ""))
             return BackendStatus(ENDED, started_at=state.get("started_at"), end=end)
-        if not (folder / "launched.json").exists():
-            if (folder / "cancel").exists():
-                return BackendStatus(ENDED, end=JobEnd("cancelled", message="cancelled before it started"))
+        if state is None and (folder / "cancel").exists():
+            return BackendStatus(ENDED, end=JobEnd("cancelled", message="cancelled before it started"))
+        if self._waiting(folder):
             return BackendStatus(QUEUED)
         if self._supervisor_alive(folder, state):
             return BackendStatus(RUNNING, started_at=(state or {}).get("started_at"))

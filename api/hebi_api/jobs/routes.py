@@ -32,8 +32,7 @@ def service() -> JobService:
 
 def public(job: dict) -> dict:
     """A job as the API shows it: paths as <root>/<path>, nothing of the machine's layout."""
-    roots = hebi("context").roots
-    run_dir = _ref_or_none(roots, job["run_dir"])
+    run_dir = job["spec"].get("run_folder")  # recorded at submission: no filesystem call per job listed
     return {
         "id": job["id"], "name": job["name"], "mode": job["mode"], "state": job["state"],
         "message": job["message"], "backend": job["backend"], "scheduler_id": job["backend_id"],
@@ -65,7 +64,8 @@ def _job_or_404(job_id: str) -> dict:
 
 
 def _cluster_note(jobs: JobService) -> dict:
-    return {"available": not jobs.unavailable, "unavailable": dict(jobs.unavailable)}
+    """Whether the scheduler answered at the last poll, and when that was (states are as of then)."""
+    return {"available": not jobs.unavailable, "unavailable": dict(jobs.unavailable), "polled_at": jobs.polled_at}
 
 
 @blueprint.errorhandler(JobRequestError)
@@ -94,7 +94,7 @@ def submit():
 @blueprint.get("/jobs")
 def list_jobs():
     jobs = service()
-    jobs.refresh()
+    jobs.refresh(force=request.args.get("refresh") in ("1", "true", "yes"))
     states = [state for state in request.args.get("state", "").split(",") if state]
     for state in states:
         if state not in STATES:

@@ -176,8 +176,26 @@ def _existing_file(roots: Roots, ref: str, what: str) -> Path:
     return path
 
 
+_CHECKED: dict[tuple, int] = {}  # (path, inode, size, mtime) -> plugins: a list is checked once per version
+
+
 def _check_process_list(path: Path, ref: str) -> int:
-    """Open the list the way the runner and Savu will; the number of active processing plugins."""
+    """Open the list the way the runner and Savu will; the number of active processing plugins.
+
+    Reading a list with h5py costs tens of milliseconds; submitting the same unchanged list again (the
+    usual preview, preview, full) reuses the verdict, keyed by the file's identity and modification."""
+    stat = path.stat()
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key in _CHECKED:
+        return _CHECKED[key]
+    plugins = _read_and_check(path, ref)
+    if len(_CHECKED) > 256:
+        _CHECKED.clear()
+    _CHECKED[key] = plugins
+    return plugins
+
+
+def _read_and_check(path: Path, ref: str) -> int:
     try:
         from hebi_common.savu.process_list import ProcessListError, read_process_list
     except ImportError:  # pragma: no cover - the process-list module is part of hebi_common

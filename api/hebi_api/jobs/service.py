@@ -1,7 +1,8 @@
 """Jobs of one user's session: submit, refresh (batched polling), cancel, availability.
 
-Refreshing asks each backend in use ONE question for all of the user's active jobs, at most once per
-``poll_interval`` (requests in between read the registry). Every answer is folded into the registry, so
+A poller thread asks each backend in use ONE question for all of the user's active jobs every
+``poll_interval`` while any are active; requests read the registry, so a job list never waits for the
+scheduler (``?refresh=1`` asks it within the request). Every answer is folded into the registry, so
 a restarted API carries on from there: jobs still queued or running are simply polled again (re-attached),
 jobs that ended meanwhile are resolved from the scheduler's accounting, and a job that neither the
 scheduler nor its accounting knows for ``lost_after`` seconds becomes ``lost`` - never unknown forever.
@@ -37,6 +38,11 @@ class JobService:
         self._backend_lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._last_poll = 0.0
+        self._polled_at: float | None = None
+        self._poller: threading.Thread | None = None
+        self._poller_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = threading.Event()
         #: backend name -> reason it could not be reached at the last poll (absent = reachable)
         self.unavailable: dict[str, str] = {}
         self.changed = threading.Condition()
@@ -53,6 +59,8 @@ class JobService:
             return self._backends[name]
 
     def close(self) -> None:
+        self._closed.set()
+        self._wake.set()
         for backend in self._backends.values():
             backend.close()
 
@@ -89,7 +97,7 @@ class JobService:
             "state": "submitting", "submitted_at": now,
             "process_list": request.refs["process_list"], "dataset": request.refs["dataset"],
             "output": request.refs["output"], "run_dir": str(request.output / folder), "job_dir": str(job_dir),
-            "spec": {**spec_extra, "command": command, "scheduler_name": spec.name, "stdout": str(spec.stdout),
+            "spec": {**spec_extra, "command": command, "run_folder": f"{self.roots.to_ref(request.output)}/{folder}", "scheduler_name": spec.name, "stdout": str(spec.stdout),
                      "stderr": str(spec.stderr), "process_list_used": str(process_list)},
         }
         # Recorded before the scheduler hears of it: an API killed in between leaves a record to resolve.
@@ -107,22 +115,56 @@ class JobService:
             raise
         self.unavailable.pop(backend_name, None)
         self.registry.update(job_id, backend_id=backend_id, state="queued")
+        self._ensure_poller()
         self._notify()
         return self.registry.get(job_id)
 
     # -- refresh --------------------------------------------------------------------------------------
 
     def refresh(self, *, force: bool = False) -> None:
-        """Bring every active job up to date, unless that was done less than ``poll_interval`` ago."""
-        if not force and time.monotonic() - self._last_poll < self.config.poll_interval:
-            return
-        with self._poll_lock:
-            if not force and time.monotonic() - self._last_poll < self.config.poll_interval:
-                return  # another thread just did it
-            self._poll()
-            self._last_poll = time.monotonic()
+        """Keep the registry current. A poller thread asks the scheduler every ``poll_interval`` while
+        there are active jobs, so a request never waits for the scheduler - except ``force`` (an explicit
+        ``?refresh=1``) and the first request after a start, which answer with the scheduler's view."""
+        if force or self._last_poll == 0.0:
+            with self._poll_lock:
+                if force or self._last_poll == 0.0:
+                    self._poll()
+        self._ensure_poller()
 
-    def _poll(self) -> None:
+    def _ensure_poller(self) -> None:
+        with self._poller_lock:
+            if self._poller is None and not self._closed.is_set():
+                self._poller = threading.Thread(target=self._poll_loop, name="jobs-poller", daemon=True)
+                self._poller.start()
+
+    def _poll_loop(self) -> None:
+        idle_rounds = 0
+        while not self._closed.is_set():
+            self._wake.wait(self.config.poll_interval)
+            self._wake.clear()
+            try:
+                with self._poll_lock:
+                    active = self._poll()
+            except Exception:  # noqa: BLE001 - the poller must outlive any one bad answer
+                log.exception("polling the scheduler failed")
+                active = 1
+            idle_rounds = 0 if active else idle_rounds + 1
+            if idle_rounds >= 20:  # nothing to watch: stop until the next request starts it again
+                with self._poller_lock:
+                    if self._wake.is_set():
+                        idle_rounds = 0
+                        continue
+                    self._poller = None
+                    return
+        with self._poller_lock:
+            self._poller = None
+
+    @property
+    def polled_at(self) -> float | None:
+        return self._polled_at
+
+    def _poll(self) -> int:
+        """Ask each backend once about all active jobs and fold the answers in; the number active."""
         active = self.registry.active()
         by_backend: dict[str, list[dict]] = {}
         for job in active:
@@ -157,6 +199,9 @@ class JobService:
         if updates:
             self.registry.update_many(updates)
             self._notify()
+        self._last_poll = time.monotonic()
+        self._polled_at = now
+        return len(active)
 
     def _fold(self, job: dict, status, now: float) -> tuple[dict, dict]:
         """What changes in ``job`` given the backend's answer: (visible changes, silent bookkeeping)."""
@@ -207,11 +252,15 @@ class JobService:
     def cancel(self, job: dict) -> dict:
         if job["state"] not in ACTIVE_STATES:
             return job
-        self.registry.update(job["id"], cancel_requested_at=time.time())
-        job = self.registry.get(job["id"])
-        if job["backend_id"]:
-            self.backend(job["backend"]).cancel(_ref(job))
-        self._last_poll = 0.0  # the next look asks the scheduler again
+        # Under the poll lock: a poll in progress has read the job without the request and would take
+        # the end it then sees for someone else's doing.
+        with self._poll_lock:
+            self.registry.update(job["id"], cancel_requested_at=time.time())
+            job = self.registry.get(job["id"])
+            if job["backend_id"]:
+                self.backend(job["backend"]).cancel(_ref(job))
+        self._wake.set()  # the poller looks again now
+        self._ensure_poller()
         self._notify()
         return self.registry.get(job["id"])
 

@@ -106,14 +106,24 @@ class SlurmBackend:
         if ended:
             accounted = self._sacct(ended)
             for ref in ended:
+                # slurmdbd can lag behind the controller (sacct still says PENDING for a job squeue already
+                # calls CANCELLED): a final state from either counts, sacct's first for its exit code.
                 record = accounted.get(ref.backend_id)
                 entry = listed.get(ref.backend_id)
-                if record is None and entry is not None and entry["name"] == ref.name:
-                    record = {"state": entry["state"], "exit": None, "elapsed": None, "start": entry["start"]}
-                if record is None:
+                if entry is not None and entry["name"] != ref.name:
+                    entry = None
+                if record is not None and record["state"] in REASON_BY_STATE:
+                    result[ref.backend_id] = BackendStatus(ENDED, started_at=record["start"], end=_end(record))
+                elif entry is not None and entry["state"] in REASON_BY_STATE:
+                    fallback = {"state": entry["state"], "exit": 0 if entry["state"] == "COMPLETED" else None,
+                                "elapsed": None, "start": entry["start"]}
+                    result[ref.backend_id] = BackendStatus(ENDED, started_at=entry["start"], end=_end(fallback))
+                elif record is not None and record["state"] in PENDING_STATES:
+                    result[ref.backend_id] = BackendStatus(QUEUED)
+                elif record is not None and record["state"] in RUNNING_STATES:
+                    result[ref.backend_id] = BackendStatus(RUNNING, started_at=record["start"])
+                else:
                     result[ref.backend_id] = BackendStatus(MISSING)
-                    continue
-                result[ref.backend_id] = BackendStatus(ENDED, started_at=record["start"], end=_end(record))
         return result
 
     def _sacct(self, refs: list[JobRef]) -> dict[str, dict]:
