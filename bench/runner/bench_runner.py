@@ -182,9 +182,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="hebi-bench-runner-", dir=args.workdir))
     table = []
     try:
-        print(f"workdir {work}, {args.workers} workers", flush=True)
+        print(f"workdir {work}, {args.workers} workers, load average {os.getloadavg()[0]:.1f}", flush=True)
         if not args.skip_recon:
-            table += recon_throughput(work, args.workers, angles=901, columns=1280, slices=4 * args.workers)
+            table += recon_throughput(work, args.workers, angles=901, columns=1280, slices=8 * args.workers)
         for row in table:
             print("  ", row, flush=True)
 
@@ -209,7 +209,7 @@ def main() -> None:
                           None, None, "<= 4 GB"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print()
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f} (the machine's other work shares the cores)")
     print(f"{'measure':58} {'hebi-runner':>12} {'direct':>10} {'ratio':>7}  goal")
     for name, ours, direct, ratio, goal in table:
         print(f"{name:58} {ours:12.3f} {direct if direct is not None else float('nan'):10.3f} "

@@ -9,6 +9,7 @@ radians; centres are absolute column indices.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -136,6 +137,7 @@ def dfi(sinogram: np.ndarray, centre: float, angles: np.ndarray, window: str | N
                               ncore=1).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=1)
 def astra_available() -> bool:
     try:
         import astra  # noqa: F401

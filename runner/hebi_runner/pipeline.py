@@ -439,8 +439,11 @@ class Runner:
                     stats[key] += extra.get(key, 0)
 
             self._execute(tasks, step.spec.name, store)
-        finally:
+        except BaseException:
             handle.close()
+            partial.unlink(missing_ok=True)  # never leave a half-written output behind
+            raise
+        handle.close()
         os.replace(partial, final)
         if stats["values"] and stats["clipped"] / stats["values"] >= float(step.params.get("warn_proportion") or 1):
             self.log.message(f"WARNING: {step.spec.name}: {100 * stats['clipped'] / stats['values']:.1f}% of the "
