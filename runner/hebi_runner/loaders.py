@@ -32,8 +32,12 @@ class NxtomoReader:
     def read(self, axis: int, start: int, stop: int) -> np.ndarray:
         picks = [self.frames, self.rows, self.columns]
         picks[axis] = picks[axis][start:stop]
-        with h5py.File(self.path, "r") as f:
-            return _read_box(f[self.data_path], picks)
+        try:
+            with h5py.File(self.path, "r") as f:
+                return _read_box(f[self.data_path], picks)
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"NxtomoLoader: cannot read frames {int(picks[0].min())}-{int(picks[0].max())} "
+                            f"of /{self.data_path} in {os.path.basename(self.path)} ({exc})") from None
 
 
 @dataclass
@@ -42,6 +46,7 @@ class ImageReader:
     files: list[str]
     rows: np.ndarray
     columns: np.ndarray
+    frame_shape: tuple[int, int]
 
     def read(self, axis: int, start: int, stop: int) -> np.ndarray:
         import tifffile
@@ -50,7 +55,14 @@ class ImageReader:
         r0, r1 = int(rows.min()), int(rows.max()) + 1
         out = []
         for name in files:
-            image = tifffile.imread(name)
+            try:
+                image = tifffile.imread(name)
+            except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds for a bad file
+                raise DataError(f"ImageLoader: cannot read {os.path.basename(name)} as a TIFF image ({exc})") from None
+            if image.shape != tuple(self.frame_shape):
+                raise DataError(f"ImageLoader: cannot read {os.path.basename(name)} as a TIFF image of "
+                                f"{self.frame_shape[0]} x {self.frame_shape[1]} like the others "
+                                f"(found shape {image.shape})")
             out.append(image[r0:r1][np.ix_(rows - r0, self.columns)])
         return np.stack(out)
 
@@ -263,7 +275,7 @@ def load_images(path: Path, params: dict) -> LoadedData:
 
     dark, flat = mean_of(params.get("dark_prefix"), "dark"), mean_of(params.get("flat_prefix"), "flat")
     selected = [str(files[i]) for i in picks[0]]
-    reader = ImageReader(selected, picks[1], picks[2])
+    reader = ImageReader(selected, picks[1], picks[2], (n_rows, n_columns))
     return LoadedData(name=str(params.get("dataset_name") or "tomo"), reader=reader,
                       shape=(len(selected), len(picks[1]), len(picks[2])), angles_deg=angles[picks[0]],
                       rows=picks[1], columns=picks[2], dark=dark, flat=flat, input_path=folder)

@@ -66,3 +66,18 @@ def test_reconstruction_of_the_real_scan_finds_savus_centre(scan, tmp_path):
     images = sorted((result.out_dir / "TiffSaver_5").glob("*.tiff"))
     assert [p.name for p in images] == [f"img_tiffs_{i:05d}.tiff" for i in range(5)]
     assert np.allclose(tifffile.imread(images[2]), middle)
+
+
+def test_a_projection_corrupt_in_the_middle_fails_the_run_clearly(scan, tmp_path):
+    damaged = tmp_path / "image_test"
+    shutil.copytree(scan.parent, damaged)
+    (damaged / "tiffs" / "raw_00045.tiff").write_bytes(b"II*\x00 truncated")
+    process_list = tmp_path / LIST.name
+    shutil.copy(LIST, process_list)
+    done = subprocess.run([sys.executable, "-m", "hebi_runner.cli", str(damaged / "tiffs"), str(process_list),
+                           str(tmp_path / "out"), "-f", "damaged", "-q"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "cannot read raw_00045.tiff as a TIFF image" in done.stderr
+    out = tmp_path / "out" / "damaged"
+    assert "ERROR: DataError: ImageLoader: cannot read raw_00045.tiff" in user_log(out)
+    assert not [p.name for p in out.iterdir() if p.name.endswith((".h5", ".part"))]  # nothing half-written
