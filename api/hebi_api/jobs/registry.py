@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     run_dir TEXT NOT NULL DEFAULT '',
     job_dir TEXT NOT NULL,
     spec TEXT NOT NULL DEFAULT '{}',
+    summary TEXT NOT NULL DEFAULT '{}',
     change INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_submitted ON jobs (submitted_at DESC);
@@ -58,7 +59,9 @@ INSERT OR IGNORE INTO counter VALUES ('change', 0);
 COLUMNS = ("id", "name", "mode", "backend", "backend_id", "queue", "state", "message", "exit_code", "signal",
            "wall_time", "submitted_at", "started_at", "ended_at", "updated_at", "cancel_requested_at",
            "missing_since", "progress", "progress_text", "process_list", "dataset", "output", "run_dir", "job_dir",
-           "spec", "change")
+           "spec", "summary", "change")
+#: What a job list shows of the spec, kept apart so that listing 1000 jobs decodes little.
+SUMMARY_KEYS = ("time_limit", "cores", "memory_mb", "preview", "run_folder")
 
 
 class JobRegistry:
@@ -84,7 +87,8 @@ class JobRegistry:
 
     def add(self, job: dict[str, Any]) -> None:
         with self._connect() as db:
-            job = dict(job, change=self._next_change(db), updated_at=time.time())
+            summary = {key: job.get("spec", {}).get(key) for key in SUMMARY_KEYS}
+            job = dict(job, summary=summary, change=self._next_change(db), updated_at=time.time())
             names = [name for name in COLUMNS if name in job]
             db.execute(f"INSERT INTO jobs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
                        [_encode(name, job[name]) for name in names])
@@ -140,7 +144,8 @@ class JobRegistry:
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         db = self._connect().db
         total = db.execute(f"SELECT COUNT(*) FROM jobs{clause}", args).fetchone()[0]
-        rows = db.execute(f"SELECT * FROM jobs{clause} ORDER BY submitted_at DESC, rowid DESC LIMIT ? OFFSET ?",
+        listed = ", ".join(name for name in COLUMNS if name != "spec")
+        rows = db.execute(f"SELECT {listed} FROM jobs{clause} ORDER BY submitted_at DESC, rowid DESC LIMIT ? OFFSET ?",
                           args + [limit, offset]).fetchall()
         return [_decode(row) for row in rows], total
 
@@ -178,12 +183,14 @@ class _Transaction:
 
 
 def _encode(name: str, value: Any) -> Any:
-    if name == "spec" and not isinstance(value, str):
+    if name in ("spec", "summary") and not isinstance(value, str):
         return json.dumps(value)
     return value
 
 
 def _decode(row: sqlite3.Row) -> dict[str, Any]:
     job = dict(row)
-    job["spec"] = json.loads(job.get("spec") or "{}")
+    if "spec" in job:
+        job["spec"] = json.loads(job["spec"] or "{}")
+    job["summary"] = json.loads(job.get("summary") or "{}")
     return job

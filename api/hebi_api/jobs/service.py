@@ -259,8 +259,7 @@ class JobService:
             job = self.registry.get(job["id"])
             if job["backend_id"]:
                 self.backend(job["backend"]).cancel(_ref(job))
-        self._wake.set()  # the poller looks again now
-        self._ensure_poller()
+        self._ensure_poller()  # the poller sees the end within poll_interval
         self._notify()
         return self.registry.get(job["id"])
 
