@@ -40,7 +40,11 @@ python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   echo "bootstrap: hebi needs Python 3.11 or newer ($python is $("$python" --version 2>&1))" >&2; exit 1
 fi
-stamp=.venv/.hebi-installed
+stamp=.venv/.hebi-installed-$purpose
+# The tests also exercise the runner's optional astra-toolbox path (GPL-3.0, with CUDA runtime wheels;
+# docs/licences.md), so `make test` installs that extra; the demo does without it.
+runner_extras=test
+[ "$purpose" = test ] && runner_extras=test,astra
 inputs=(requirements-dev.txt common/pyproject.toml api/pyproject.toml dataserver/pyproject.toml
         kubernetes/pod_launcher/pyproject.toml kubernetes/gateway/pyproject.toml
         runner/pyproject.toml)
@@ -52,7 +56,7 @@ if [ ! -f "$stamp" ] || [ -n "$(find "${inputs[@]}" -newer "$stamp" 2>/dev/null)
   say "installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements-dev.txt \
-    -e common -e 'api[drmaa]' -e dataserver -e kubernetes/pod_launcher -e kubernetes/gateway -e 'runner[test]'
+    -e common -e 'api[drmaa]' -e dataserver -e kubernetes/pod_launcher -e kubernetes/gateway -e "runner[$runner_extras]"
   touch "$stamp"
 fi
 

@@ -1,5 +1,6 @@
-"""With the optional astra-toolbox extra (GPL-3.0, not installed by bootstrap: docs/runner.md),
-AstraReconCpu runs astra's own CPU algorithms, the off-centre axis handled by padding as in Savu."""
+"""With the optional astra-toolbox extra (GPL-3.0; `make test` installs it, the demo does not:
+docs/runner.md), AstraReconCpu runs astra's own CPU algorithms, the off-centre axis handled by padding
+as in Savu."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,13 @@ from hebi_runner import PluginSpec, RunOptions, run_pipeline
 from runner_helpers import TRUE_CENTRE, final_result, quality
 from runner_helpers import phantom_scan, truth  # noqa: F401 (fixtures)
 
-pytest.importorskip("astra", reason="astra-toolbox is an optional extra: pip install 'hebi-runner[astra]'")
+
+@pytest.fixture(autouse=True)
+def astra_installed():
+    import importlib.util
+    from conftest import real_component
+    real_component("astra-toolbox", importlib.util.find_spec("astra") is not None,
+                   "an optional extra: pip install 'hebi-runner[astra]' (make test installs it)")
 
 
 @pytest.mark.parametrize("algorithm, iterations, min_psnr, min_ssim",
