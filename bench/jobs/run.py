@@ -11,7 +11,8 @@ launcher does (gunicorn, gthread, 1 worker, 8 threads) on loopback and measures:
   or ``squeue -u USER``; for the local backend, the backend's own ``statuses()`` call). "API" is the
   ordinary request, answered from the registry that the poller keeps at most ``poll_interval`` (0.5 s
   here) behind the scheduler; "API refresh" (``?refresh=1``) asks the scheduler inside the request.
-- submission: 100 ``POST /api/jobs`` (full mode, one at a time, over HTTP) against 100 raw DRMAA
+- submission (on a fresh session, once the listing's jobs are gone from the scheduler):
+  100 ``POST /api/jobs`` (full mode, one at a time, over HTTP) against 100 raw DRMAA
   ``runJob`` calls on full.q (for Slurm also 100 raw ``sbatch``, for local 100 raw ``LocalBackend.submit``),
   interleaved in blocks of 10 so that each meets the scheduler in the same state.
 
@@ -229,6 +230,16 @@ class RawLocal:
         self.backend.close()
 
 
+def wait_until_empty(backend: str, user: str, limit: float = 120) -> None:
+    """Until the scheduler has let go of the benchmark's jobs (deleted jobs linger a moment)."""
+    argv = {"drmaa": ["qstat", "-u", user], "slurm": ["squeue", "-h", "-u", user]}.get(backend)
+    deadline = time.monotonic() + limit
+    while argv and time.monotonic() < deadline:
+        if not subprocess.run(argv, capture_output=True, text=True).stdout.strip():
+            return
+        time.sleep(0.5)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="local,drmaa,slurm")
@@ -245,9 +256,17 @@ def main() -> int:
         bench = Bench(backend, args.runs)
         try:
             listings = [bench.listing(size) for size in sizes]
+        finally:
+            bench.close()
+        wait_until_empty(backend, bench.user)
+        # Submissions on a fresh session and an empty queue: a qmaster holding a thousand pending jobs
+        # answers runJob several times slower, for the raw calls and the API alike.
+        bench = Bench(backend, args.runs)
+        try:
             submitted = bench.submissions(args.submissions)
         finally:
             bench.close()
+        wait_until_empty(backend, bench.user)
         rows.append((backend, submitted, listings))
 
     raw_name = {"drmaa": "qstat -u", "slurm": "squeue -u", "local": "statuses()"}

@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 import threading
-import time
 import xml.etree.ElementTree as ElementTree
 from datetime import datetime
 from pathlib import Path

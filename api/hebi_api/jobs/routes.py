@@ -121,7 +121,7 @@ def list_jobs():
 @blueprint.get("/jobs/<job_id>")
 def show_job(job_id: str):
     jobs = service()
-    jobs.refresh()
+    jobs.refresh(force=request.args.get("refresh") in ("1", "true", "yes"))
     job = _job_or_404(job_id)
     return jsonify(dict(public(job), cluster=_cluster_note(jobs)))
 

@@ -8,7 +8,6 @@ ever becomes whole arguments, and text with shell metacharacters is refused befo
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
@@ -24,7 +23,6 @@ MODES = ("preview", "full")
 #: more than itself, even if an admin's job command hands it to a shell.
 SHELL_META = set(";&|$`<>()\\\"'*?!{}[]~\n\r\t")
 PREVIEW_EXPRESSION = re.compile(r"^(?:[0-9+\-*/ ]|start|mid|end)+(?::(?:[0-9+\-*/ ]|start|mid|end)*){0,3}$")
-PROGRESS_LINE = re.compile(r"(?:^|\s-\s)(?:(?P<label>.*?)\s-\s)?(?P<percent>\d{1,3})% complete")
 RUNNING_LINE = re.compile(r"\*Running the (?P<name>\S+) plugin\*")
 
 
@@ -338,6 +336,3 @@ def log_tail(path: Path, lines: int) -> tuple[str, int]:
     kept = text.splitlines()[-lines:] if lines else []
     return "\n".join(kept) + ("\n" if kept and text.endswith("\n") else ""), size
 
-
-def ceil_minutes(seconds: int) -> int:
-    return max(1, math.ceil(seconds / 60))
