@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import local_system  # noqa: E402
-from make_sample_data import write_nxtomo  # noqa: E402
+from make_sample_data import write_nxtomo, write_sample_process_list  # noqa: E402
 
 USER = "demo"
 
@@ -38,6 +38,9 @@ def main() -> int:
     sample = folders["data"] / "sample_tomo.nxs"
     if not sample.exists():
         write_nxtomo(sample)
+    first_list = folders["processing"] / "sample_reconstruction.nxs"
+    if not first_list.exists():
+        write_sample_process_list(first_list)
     from pod_launcher.nginx import find_nginx
     if find_nginx() is None:
         print("note: nginx is not installed (installing it needs root: scripts/install-system.sh nginx); "

@@ -42,6 +42,9 @@ def test_demo_prints_url_and_login_serves_the_app_and_stops_on_ctrl_c(nginx_mode
         assert http.get(url + "api/whoami").json()["user"] == user
         listing = http.get(url + "api/files", params={"root": "data"}).json()
         assert any(e["name"].endswith(".nxs") for e in listing["entries"]), "the demo's sample scan is missing"
+        first_list = http.get(url + "api/process-lists/sample_reconstruction.nxs").json()
+        assert [p["name"] for p in first_list["plugins"]][0] == "NxtomoLoader"
+        assert "AstraReconCpu" in [p["name"] for p in first_list["plugins"]]
         session_pids = [p["pid"] for p in __import__("json").loads(
             next((demo_dir / "sessions").glob("*/session.json")).read_text())["processes"].values()] \
             if (demo_dir / "sessions").is_dir() else []
