@@ -341,9 +341,8 @@ def list_folder():
 
 
 def _wants_hdf5() -> bool:
-    accept = request.accept_mimetypes
-    return accept.best_match([HDF5, "application/json"], default="application/json") == HDF5 and \
-        accept[HDF5] > 0
+    """The .nxs file only when asked for by name: a client that takes anything (*/*) gets JSON."""
+    return request.accept_mimetypes.best_match(["application/json", HDF5], default="application/json") == HDF5
 
 
 @blueprint.get("/process-lists/<path:user_path>")

@@ -306,3 +306,13 @@ def test_a_big_data_file_is_not_read_as_a_list(api, processing, monkeypatch):
     monkeypatch.setattr(process_lists, "MAX_LIST_BYTES", 10_000)
     answer = api.get("/api/process-lists/big.nxs")
     assert answer.status_code == 413 and "too large to be a Savu process list" in answer.json["error"]
+
+
+def test_a_client_that_accepts_anything_gets_json_not_the_file(api, roots_dir):
+    from make_sample_data import write_sample_process_list  # scripts/ is on the path (conftest)
+    write_sample_process_list(roots_dir / "processing" / "first.nxs")
+    for accept in ("*/*", "", "application/json, */*;q=0.5"):
+        answer = api.get("/api/process-lists/first.nxs", headers={"Accept": accept} if accept else {})
+        assert answer.is_json, accept
+    answer = api.get("/api/process-lists/first.nxs", headers={"Accept": "application/x-hdf5"})
+    assert answer.mimetype == "application/x-hdf5" and answer.data[:8] == b"\x89HDF\r\n\x1a\n"
