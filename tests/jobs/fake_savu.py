@@ -3,6 +3,7 @@
 file tells it (JSON: {"seconds": s, "exit": code, "steps": n}), writes Savu's ``run_log/user.log`` with
 ``NN% complete`` lines, records the loader preview it was given, and writes an output file."""
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,11 @@ def main() -> int:
         (run / "preview.json").write_text(json.dumps(loader.params.get("preview")))
     except Exception as error:  # noqa: BLE001 - recorded for the test to see
         (run / "preview.json").write_text(json.dumps({"error": str(error)}))
+    # Where the scheduler put it: GridEngine sets QUEUE, Slurm SLURM_JOB_PARTITION.
+    (run / "placement.json").write_text(json.dumps({
+        "queue": os.environ.get("QUEUE") or os.environ.get("SLURM_JOB_PARTITION") or "local",
+        "mode": os.environ.get("HEBI_JOB_MODE"),
+        "cores": int(os.environ.get("NSLOTS") or os.environ.get("SLURM_CPUS_PER_TASK") or 1)}))
     print(f"fake savu: {data} {process_list} {out} {folder}", flush=True)
     steps = int(behaviour.get("steps", 4))
     seconds = float(behaviour.get("seconds", 1))

@@ -22,6 +22,16 @@ from hebi_common.savu.process_list import read_process_list
 
 # The time limit a preview gets in the time-limit test: Slurm counts in whole minutes.
 TIME_LIMIT = {"local": 3, "drmaa": 5, "slurm": 60}
+QUEUES = {"local": ("local", "local"), "drmaa": ("preview.q", "full.q"), "slurm": ("preview", "full")}
+
+
+def placement(cluster, job: dict, timeout: float = 20) -> dict:
+    """Where the job ran, as the job itself saw it (the scheduler's own environment variables)."""
+    path = run_folder(cluster, job) / "placement.json"
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return json.loads(path.read_text())
 ACTIVE = {"submitting", "queued", "running"}
 
 
@@ -75,19 +85,24 @@ def test_preview_runs_a_copy_keeping_the_chosen_central_slices(cluster):
     while not given.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert json.loads(given.read_text()) == [":", "mid-1:mid+2", ":"], "the job did not get the preview copy"
+    assert placement(cluster, job) == {"queue": QUEUES[cluster.name][0], "mode": "preview", "cores": 1}
     original = read_process_list(cluster.base / "roots" / "processing" / "tomo.nxs")
     assert original.plugins[0].params["preview"] == [":", "0:2", ":"], "the user's own list must stay as it was"
 
 
 def test_full_job_runs_the_list_as_it_is_and_finishes_with_outputs(cluster):
     api = cluster.api
-    job = api.submit(dataset(cluster.base, "quick.json", seconds=1, steps=4), mode="full")
+    # Two cores on GridEngine (its smp parallel environment); Slurm's one node is busy with the preview.
+    cores = 2 if cluster.name == "drmaa" else 1
+    job = api.submit(dataset(cluster.base, "quick.json", seconds=1, steps=4), mode="full",
+                     resources={"cores": cores})
     done = api.wait(job["id"], {"finished", "failed", "lost"}, timeout=90)
     assert done["state"] == "finished", done
     assert done["end"]["exit_code"] == 0 and done["end"]["reason"] == "finished"
     assert done["progress"] == 100.0
     assert done["end"]["wall_time"] is not None and done["end"]["wall_time"] >= 0
     assert json.loads((run_folder(cluster, job) / "preview.json").read_text()) == [":", "0:2", ":"]
+    assert placement(cluster, job) == {"queue": QUEUES[cluster.name][1], "mode": "full", "cores": cores}
     outputs = api.get(f"/api/jobs/{job['id']}/outputs").json()
     names = {entry["path"].rsplit("/", 1)[-1] for entry in outputs["files"]}
     assert {"result_processed.nxs", "user.log"} <= names
