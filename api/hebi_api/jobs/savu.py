@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,8 +263,11 @@ def _with_slices(current: list, slices: str) -> list:
 
 def job_command(template: list[str], *, data: Path, process_list: Path, output: Path, folder: str) -> list[str]:
     """The configured command with its placeholders replaced, argument by argument (no shell)."""
+    # The session's own environment first: hebi-runner is installed beside the Python that runs the API
+    # (a virtual environment whose bin/ need not be on PATH), and a cluster node sees the same path.
+    search = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     if not template:
-        program = "savu" if shutil.which("savu") else "hebi-runner"
+        program = "savu" if shutil.which("savu", path=search) else "hebi-runner"
         template = [program, "{data}", "{process_list}", "{output}", "-f", "{folder}"]
     values = {"{data}": str(data), "{process_list}": str(process_list), "{output}": str(output), "{folder}": folder}
     command = []
@@ -271,7 +275,7 @@ def job_command(template: list[str], *, data: Path, process_list: Path, output: 
         for key, value in values.items():
             argument = argument.replace(key, value)
         command.append(argument)
-    resolved = shutil.which(command[0])
+    resolved = shutil.which(command[0], path=search)
     if resolved:
         command[0] = resolved
     return command
