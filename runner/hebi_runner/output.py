@@ -106,6 +106,10 @@ def _describe(group: h5py.Group, written: WrittenDataset, out_dir: Path) -> None
         for name, core, slices in (("VOLUME_XZ", [0, 2], [1]),):
             p = patterns.create_group(name)
             p["core_dims"], p["slice_dims"] = core, slices
+        if len(written.shape) == 3:
+            # NeXus default_slice ('.' = a plotted dimension): viewers such as h5web then open the volume
+            # on its middle reconstructed slice (the XZ plane) rather than on an edge plane of zeros.
+            group.attrs["default_slice"] = [".", str(written.shape[1] // 2), "."]
     if written.meta:
         meta = group.create_group("meta_data")
         for key, value in written.meta.items():

@@ -119,3 +119,22 @@ def test_savu_output_opens_through_its_external_link_as_an_nx_heatmap(system, vi
     assert heatmap_colours(viewer_page) > 50
     text = viewer_page.inner_text("[data-testid=h5web]")
     assert "final_result_tomo" in text and "detector_x" in text  # the NXdata and its axes
+
+
+def test_a_reconstruction_opens_on_its_middle_slice_not_an_empty_edge(system, viewer_page):
+    """The runner's volume (x, slices, z) opens on a reconstructed slice: h5web's default mapping
+    would show the x=0 edge plane, all zeros, unless the NXdata says which slice to show."""
+    from hebi_runner import PluginSpec, RunOptions, run_pipeline
+    from make_sample_data import write_nxtomo
+
+    scan = write_nxtomo(system.base / "viewer_scan.nxs", angles=91, rows=4, columns=96)
+    out = system.folders("alice")["output"] / "recon"
+    result = run_pipeline(scan, [PluginSpec("NxtomoLoader"), PluginSpec("DarkFlatFieldCorrection"),
+                                 PluginSpec("VoCentering"), PluginSpec("AstraReconCpu")],
+                          out, RunOptions(workers=1))
+    assert result.status == "completed", result.error
+    ref = system.folders("alice")["output"].name + "/" + str(result.nxs.relative_to(system.folders("alice")["output"]))
+    browser_login(viewer_page, system, "alice")
+    open_in_viewer(viewer_page, system, ref)
+    viewer_page.wait_for_selector("[data-testid=h5web] [role=tab]:has-text('NX Heatmap')", timeout=30_000)
+    assert heatmap_colours(viewer_page) > 50, "the viewer opened on an empty plane of the volume"
