@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .backend import (ENDED, MISSING, QUEUED, RUNNING, ClusterBackend, ClusterUnavailable, JobRef, JobSpec,
-                      SubmitRejected, make_backend)
+                      make_backend)
 from .registry import ACTIVE_STATES, JobRegistry
 from .savu import SavuJobRequest, job_command, read_progress, run_folder_name, write_preview_copy
 
@@ -97,21 +97,19 @@ class JobService:
             "state": "submitting", "submitted_at": now,
             "process_list": request.refs["process_list"], "dataset": request.refs["dataset"],
             "output": request.refs["output"], "run_dir": str(request.output / folder), "job_dir": str(job_dir),
-            "spec": {**spec_extra, "command": command, "run_folder": f"{self.roots.to_ref(request.output)}/{folder}", "scheduler_name": spec.name, "stdout": str(spec.stdout),
-                     "stderr": str(spec.stderr), "process_list_used": str(process_list)},
+            "spec": {**spec_extra, "command": command, "scheduler_name": spec.name,
+                     "run_folder": f"{self.roots.to_ref(request.output)}/{folder}",
+                     "stdout": str(spec.stdout), "stderr": str(spec.stderr), "process_list_used": str(process_list)},
         }
         # Recorded before the scheduler hears of it: an API killed in between leaves a record to resolve.
         self.registry.add(record)
         try:
-            backend = self.backend(backend_name)
-            backend_id = backend.submit(spec)
-        except (ClusterUnavailable, SubmitRejected):
+            backend_id = self.backend(backend_name).submit(spec)
+        except BaseException as error:
             self.registry.delete(job_id)  # nothing was submitted: nothing to keep
             _remove_tree(job_dir)
-            raise
-        except Exception:
-            self.registry.delete(job_id)
-            _remove_tree(job_dir)
+            if isinstance(error, ClusterUnavailable):
+                self.unavailable[backend_name] = str(error)
             raise
         self.unavailable.pop(backend_name, None)
         self.registry.update(job_id, backend_id=backend_id, state="queued")
