@@ -122,3 +122,29 @@ def test_the_jobs_api_is_in_the_openapi_document(session):
     import re
     for section, name in re.findall(r"#/components/(\w+)/(\w+)", text):
         assert name in document["components"][section], f"dangling $ref {section}/{name}"
+
+
+def test_a_plugin_unknown_to_the_catalogue_is_refused_only_while_active(session):
+    """A facility's own (or a retired) plugin opens and round-trips in the editor; a job is refused
+    with the plugin named while it is switched on, and runs once it is switched off."""
+    from hebi_common.savu.process_list import PluginEntry, read_process_list, write_process_list
+    base, client = session
+    process_list = read_process_list(base / "roots" / "processing" / "tomo.nxs")
+    own = PluginEntry(pos="", name="FacilityBeamHardening", module="facility.plugins.beam_hardening",
+                      active=True, params={"order": 2}, known=False)
+    process_list.plugins.insert(1, own)
+    for number, entry in enumerate(process_list.plugins, start=1):
+        entry.pos = str(number)
+    write_process_list(process_list, base / "roots" / "processing" / "own.nxs")
+
+    answer = client.post("/api/jobs", json=dict(GOOD, process_list="processing/own.nxs"))
+    assert answer.status_code == 400
+    assert "FacilityBeamHardening" in answer.get_json()["error"]
+    assert_nothing_submitted(base, client)
+
+    switched = client.post("/api/process-lists/own.nxs/operations", json={"operations": [
+        {"op": "set", "pos": "2", "state": "off"}]},
+        headers={"If-Match": client.get("/api/process-lists/own.nxs").headers["ETag"]})
+    assert switched.status_code == 200, switched.get_json()
+    answer = client.post("/api/jobs", json=dict(GOOD, process_list="processing/own.nxs"))
+    assert answer.status_code == 201, answer.get_json()

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from hebi_common.sandbox import Roots, SandboxError
+from hebi_common.savu.process_list import ProcessListError, read_process_list
+from hebi_common.savu.validation import check_runnable
 
 MODES = ("preview", "full")
 #: Characters a shell would act on. Refused in every text field, so that no user text can ever mean
@@ -196,10 +198,6 @@ def _check_process_list(path: Path, ref: str) -> int:
 
 def _read_and_check(path: Path, ref: str) -> int:
     try:
-        from hebi_common.savu.process_list import ProcessListError, read_process_list
-    except ImportError:  # pragma: no cover - the process-list module is part of hebi_common
-        return 0
-    try:
         process_list = read_process_list(path)
     except ProcessListError as error:
         raise JobRequestError(f"{ref}: {error.message}") from None
@@ -207,15 +205,11 @@ def _read_and_check(path: Path, ref: str) -> int:
         raise JobRequestError(f"{ref}: cannot be read as a process list: {error}") from None
     if not process_list.plugins:
         raise JobRequestError(f"{ref}: the process list is empty")
-    try:
-        from hebi_common.savu.validation import check_runnable  # the process-list editor's checks, when present
-    except ImportError:
-        check_runnable = None
-    if check_runnable is not None:
-        problems = check_runnable(process_list)
-        if problems:
-            first = problems[0]
-            raise JobRequestError(f"{ref}: cannot run: {getattr(first, 'message', first)}")
+    # The editor's own checks: unknown (facility or retired) plugins are kept in a list, and refused
+    # here, when a run would need them active.
+    problems = check_runnable(process_list)
+    if problems:
+        raise JobRequestError(f"{ref}: cannot run: {problems[0].message}")
     return sum(1 for plugin in process_list.plugins[1:] if plugin.active and not plugin.name.endswith("Loader"))
 
 
