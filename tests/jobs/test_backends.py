@@ -180,13 +180,12 @@ def test_two_hundred_jobs_are_listed_newest_first(cluster):
     assert states == {"cancelled"}, states
 
 
+@pytest.mark.parametrize("cluster", ["drmaa", "slurm"], indirect=True)  # the local backend has no scheduler
 def test_scheduler_stopped_and_started_loses_nothing(cluster):
     """Slurm: only the controller stops (as in a controller blip); the job runs on and is seen to finish.
     GridEngine: the whole scheduler stops, killing the job (GridEngine 8.1.9 here loses the end of jobs
     that run across a restart of its daemons, so a blip cannot be tested reliably); the job must end in
     a definite state from GridEngine's accounting, never stay "running" or unknown."""
-    if cluster.name == "local":
-        pytest.skip("the local backend has no scheduler to stop")
     api = cluster.api
     seconds = 120 if cluster.name == "drmaa" else 12
     job = api.submit(dataset(cluster.base, "through-blip.json", seconds=seconds, steps=seconds))
