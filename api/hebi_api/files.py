@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 
 from flask import Blueprint, abort, jsonify, request
 
+from hebi_common.atomic import atomic_write
 from hebi_common.sandbox import SandboxError
 
 from .state import hebi
@@ -69,22 +69,15 @@ def upload_file():
     if request.content_length is not None and request.content_length > limit:
         abort(413, description=f"the file is {request.content_length} bytes; uploads are limited to {limit} bytes")
 
-    # Stream into a temporary file beside the target and rename it into place: a reader never sees a
-    # half-written file, and a failed upload leaves the old file as it was.
-    fd, temp_name = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
+    # Streamed into a file beside the target that replaces it only when complete: a failed upload
+    # leaves the old file as it was.
     written = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            while chunk := request.stream.read(CHUNK):
-                written += len(chunk)
-                if written > limit:
-                    raise SandboxError(f"the upload passed the limit of {limit} bytes", 413)
-                out.write(chunk)
+    with atomic_write(target) as out:
+        while chunk := request.stream.read(CHUNK):
+            written += len(chunk)
+            if written > limit:
+                raise SandboxError(f"the upload passed the limit of {limit} bytes", 413)
+            out.write(chunk)
         if request.content_length is not None and written != request.content_length:
             raise SandboxError(f"the upload ended after {written} of {request.content_length} bytes", 400)
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, target)
-    except BaseException:
-        os.unlink(temp_name)
-        raise
     return jsonify(root=root_name, path=context.roots.to_ref(target).partition("/")[2], size=written), 201

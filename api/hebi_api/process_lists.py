@@ -21,13 +21,13 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from hebi_common.atomic import atomic_write
 from hebi_common.savu.catalogue import Catalogue
 from hebi_common.savu.operations import (Editor, OperationError, apply_operations, loader_problem,
                                          split_position_or_error)
@@ -133,18 +133,8 @@ def _folder_lock(folder: Path):
 
 
 def _write_bytes_atomically(content: bytes, target: Path) -> None:
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, target)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
+    with atomic_write(target) as out:
+        out.write(content)
 
 
 # -- JSON form ----------------------------------------------------------------------------------

@@ -17,11 +17,12 @@ import sys
 import time
 from pathlib import Path
 
+from hebi_common.atomic import atomic_write
+
 
 def write_json(path: Path, value: dict) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(json.dumps(value))
-    os.replace(temp, path)
+    with atomic_write(path, text=True) as out:
+        json.dump(value, out)
 
 
 def process_start_ticks(pid: int) -> int | None:

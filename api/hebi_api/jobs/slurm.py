@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
+from hebi_common.atomic import atomic_write
+
 from .backend import (ENDED, MISSING, QUEUED, RUNNING, BackendStatus, ClusterUnavailable, JobEnd, JobRef, JobSpec,
                       QueueInfo, SubmitRejected, signal_name)
 
@@ -49,10 +51,8 @@ class SlurmBackend:
     def _ensure_launcher(self) -> None:
         if not self.launcher.exists() or self.launcher.read_text() != LAUNCHER:
             self.launcher.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.launcher.with_name(f".{self.launcher.name}.{os.getpid()}")
-            temp.write_text(LAUNCHER)
-            os.chmod(temp, 0o755)
-            os.replace(temp, self.launcher)
+            with atomic_write(self.launcher, 0o755, text=True) as out:
+                out.write(LAUNCHER)
 
     # -- interface ------------------------------------------------------------------------------------
 

@@ -20,11 +20,11 @@ import copy
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write
 from .catalogue import Catalogue, Plugin, default_catalogue
 
 #: The Savu version whose layout the writer produces (written to ``savu_notes/version``).
@@ -414,19 +414,8 @@ def write_process_list(process_list: ProcessList, path: str | os.PathLike[str],
                        catalogue: Catalogue | None = None) -> None:
     """Write ``process_list`` in Savu 4.2's layout, atomically: a temporary file beside ``path`` is
     written, flushed to disk and renamed over it, so a crash leaves the old file intact."""
-    path = Path(path)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write_to(process_list, temp_name, catalogue)
-        with open(temp_name, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
+    with atomic_write(path) as out:
+        write_to(process_list, out, catalogue)
 
 
 def write_to(process_list: ProcessList, target, catalogue: Catalogue | None = None) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from hebi_common.atomic import atomic_write
 from hebi_common.identity import Identity, check_username
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -113,9 +114,6 @@ class UsersFile:
         document = {"users": {n: {k: v for k, v in a.__dict__.items() if k != "name" and v not in (None, "", [])}
                               for n, a in sorted(accounts.items())}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
+        with atomic_write(self.path, 0o600, text=True) as out:
             yaml.safe_dump(document, out, sort_keys=False)
-        os.replace(temp, self.path)
         self._cache = None

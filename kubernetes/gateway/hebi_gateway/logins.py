@@ -12,6 +12,8 @@ import secrets
 import time
 from pathlib import Path
 
+from hebi_common.atomic import atomic_write
+
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -57,8 +59,5 @@ class LoginStore:
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
+        with atomic_write(self.path, 0o600, text=True) as out:
             json.dump(self._logins, out)
-        os.replace(temp, self.path)

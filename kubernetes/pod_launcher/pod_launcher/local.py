@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from hebi_common.atomic import atomic_write
 from hebi_common.config import HebiConfig, require_real
 from hebi_common.identity import Identity, check_username, sign_identity
 
@@ -166,12 +167,8 @@ class LocalLauncher(Launcher):
             return None
 
     def _write_record(self, user: str, record: dict) -> None:
-        path = self._folder(user) / RECORD
-        temp = path.with_suffix(".tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
+        with atomic_write(self._folder(user) / RECORD, 0o600, text=True) as out:
             json.dump(record, out)
-        os.replace(temp, path)
 
     def _session_environment(self, identity: Identity, secret: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HEBI_SESSION_")}
