@@ -23,16 +23,7 @@ SLOTS=${HEBI_SGE_SLOTS:-2}
 say() { printf 'gridengine: %s\n' "$*"; }
 die() { printf 'gridengine: %s\n' "$*" >&2; exit 1; }
 
-# wait_for SECONDS COMMAND...: poll every 0.1 s, fail after SECONDS
-wait_for() {
-  local limit=$1; shift
-  local end=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $end ] || return 1
-    sleep 0.1
-  done
-}
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
+. "$(dirname "$0")/daemons.sh"   # wait_for, alive
 need_root() { [ "$(id -u)" = 0 ] || die "$1 needs root (GridEngine's daemons run as sgeadmin, started by root)"; }
 
 installed() { command -v qconf >/dev/null 2>&1 && [ -x /usr/sbin/sge_qmaster ] && [ -x /usr/sbin/sge_execd ] && [ -f "$DRMAA_LIB" ]; }

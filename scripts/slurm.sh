@@ -19,15 +19,7 @@ MARKER="# written by hebi scripts/slurm.sh"
 CLUSTER=hebi
 say() { printf 'slurm: %s\n' "$*"; }
 die() { printf 'slurm: %s\n' "$*" >&2; exit 1; }
-wait_for() {
-  local limit=$1; shift
-  local end=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $end ] || return 1
-    sleep 0.1
-  done
-}
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
+. "$(dirname "$0")/daemons.sh"   # wait_for, alive
 need_root() { [ "$(id -u)" = 0 ] || die "$1 needs root (Slurm's daemons run as root and as slurm)"; }
 installed() { [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/sbin/slurmdbd ] && [ -x /usr/sbin/munged ] && [ -x /usr/sbin/mariadbd ]; }
 
