@@ -7,7 +7,9 @@ lost (the scheduler no longer knows it and has no record of how it ended).
 """
 from __future__ import annotations
 
+import os
 import signal as _signal
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Protocol
@@ -125,3 +127,15 @@ def make_backend(name: str, config, state_dir: Path) -> ClusterBackend:
         from .slurm import SlurmBackend
         return SlurmBackend(config.slurm, state_dir)
     raise ValueError(f"unknown cluster backend {name!r} (local, drmaa or slurm)")
+
+
+def run_client_command(argv: list[str], clients: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run one of a scheduler's client commands (qstat, squeue, ...) with its output captured; the
+    scheduler is unavailable when the command is missing or hangs. Its exit code is the caller's."""
+    name = os.path.basename(argv[0])
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise ClusterUnavailable(f"{name} is not installed ({clients})") from None
+    except subprocess.TimeoutExpired:
+        raise ClusterUnavailable(f"{name} did not answer within {timeout:.0f} s") from None

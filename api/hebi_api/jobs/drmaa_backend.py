@@ -15,7 +15,6 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import subprocess
 import threading
 import xml.etree.ElementTree as ElementTree
 from datetime import datetime
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .backend import (ENDED, MISSING, QUEUED, RUNNING, BackendStatus, ClusterUnavailable, JobEnd, JobRef, JobSpec,
-                      QueueInfo, SubmitRejected, hms, signal_name)
+                      QueueInfo, SubmitRejected, hms, run_client_command, signal_name)
 
 FAILED_TIME_LIMIT = 37
 FAILED_KILLED = 100
@@ -278,12 +277,7 @@ class DrmaaBackend:
             self._reset()
 
     def _run(self, argv: list[str]) -> str:
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-        except FileNotFoundError:
-            raise ClusterUnavailable(f"{argv[0]} is not installed (GridEngine's client commands)") from None
-        except subprocess.TimeoutExpired:
-            raise ClusterUnavailable(f"{argv[0]} did not answer within 60 s") from None
+        done = run_client_command(argv, "GridEngine's client commands")
         if done.returncode != 0:
             raise ClusterUnavailable(f"{' '.join(argv[:2])} failed: {_first_line(done.stderr or done.stdout)}")
         return done.stdout

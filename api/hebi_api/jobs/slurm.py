@@ -21,7 +21,7 @@ from typing import Iterable
 from hebi_common.atomic import atomic_write
 
 from .backend import (ENDED, MISSING, QUEUED, RUNNING, BackendStatus, ClusterUnavailable, JobEnd, JobRef, JobSpec,
-                      QueueInfo, SubmitRejected, signal_name)
+                      QueueInfo, SubmitRejected, run_client_command, signal_name)
 
 LAUNCHER = '#!/bin/sh\n# hebi: run the job\'s argument list as given, without a shell parsing it\nexec "$@"\n'
 PENDING_STATES = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SUSPENDED",
@@ -175,12 +175,7 @@ class SlurmBackend:
         pass
 
     def _run(self, argv: list[str]) -> str:
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise ClusterUnavailable(f"{os.path.basename(argv[0])} is not installed (Slurm's client commands)") from None
-        except subprocess.TimeoutExpired:
-            raise ClusterUnavailable(f"{os.path.basename(argv[0])} did not answer within 60 s") from None
+        done = run_client_command(argv, "Slurm's client commands")
         if done.returncode != 0:
             raise ClusterUnavailable(f"{os.path.basename(argv[0])}: {_clean(done.stderr or done.stdout)}")
         return done.stdout
