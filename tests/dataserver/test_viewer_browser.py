@@ -5,35 +5,18 @@ from __future__ import annotations
 
 import base64
 import shutil
-from pathlib import Path
 
 import pytest
 
-from conftest import CHROMIUM, CHROMIUM_FLAGS, FIXTURES, browser_login, real_component
+from conftest import FIXTURES, browser_login, real_component
 from h5_samples import write_tomo_entry1
 
 pytestmark = pytest.mark.browser
 
-# h5web draws with WebGL: headless Chromium needs its software renderer for that.
-WEBGL_FLAGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
-
-
-@pytest.fixture(scope="module")
-def webgl_browser():
-    real_component("chromium", Path(CHROMIUM).exists(), "install it with scripts/install-system.sh chromium")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=CHROMIUM_FLAGS + WEBGL_FLAGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
 
 @pytest.fixture
-def viewer_page(webgl_browser):
-    context = webgl_browser.new_context(viewport={"width": 1400, "height": 900})
+def viewer_page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
     try:
         yield context.new_page()
     finally:
