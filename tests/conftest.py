@@ -80,7 +80,8 @@ def session_config(roots_dir: Path) -> HebiConfig:
 @pytest.fixture
 def session_context(session_config: HebiConfig) -> SessionContext:
     return SessionContext(user="alice", home="", secret="test-secret",
-                          roots=Roots.from_config(session_config.session.roots, "alice"))
+                          roots=Roots.from_config(session_config.session.roots, "alice"),
+                          state_dir=Path(session_config.session.state_dir))
 
 
 def signed_client(app, context: SessionContext, user: str | None = None):

@@ -29,12 +29,25 @@ from flask import Blueprint, Response, jsonify, request
 
 from hebi_common.atomic import atomic_write
 from hebi_common.savu.catalogue import Catalogue
-from hebi_common.savu.operations import (Editor, OperationError, apply_operations, loader_problem,
-                                         split_position_or_error)
+from hebi_common.savu.operations import (
+    Editor,
+    OperationError,
+    apply_operations,
+    loader_problem,
+    split_position_or_error,
+)
 from hebi_common.savu.parameters import savu_value, value_problem
-from hebi_common.savu.process_list import (Citation, PluginEntry, ProcessList, ProcessListError,
-                                           complete_params, normalise_none, read_process_list,
-                                           read_process_list_bytes, write_process_list)
+from hebi_common.savu.process_list import (
+    Citation,
+    PluginEntry,
+    ProcessList,
+    ProcessListError,
+    complete_params,
+    normalise_none,
+    read_process_list,
+    read_process_list_bytes,
+    write_process_list,
+)
 from hebi_common.savu.validation import check_runnable
 
 from .state import hebi

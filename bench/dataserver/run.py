@@ -157,7 +157,7 @@ def main() -> None:
     try:
         import h5grove.flask_utils  # noqa: F401  (the dataserver depends on h5grove; its blueprint needs Flask)
     except ImportError:
-        raise SystemExit("install the anchor first: .venv/bin/pip install -r bench/dataserver/requirements.txt")
+        raise SystemExit("install the anchor first: .venv/bin/pip install -r bench/dataserver/requirements.txt") from None
 
     base = Path(tempfile.mkdtemp(prefix="hebi-bench-", dir=args.dir))
     servers: list[Server] = []
@@ -178,7 +178,8 @@ def main() -> None:
         config.write_text(yaml.safe_dump({"logging": {"level": "warning"}, "session": {"roots": {
             root: {"path": str(base / root)} for root in ("data", "processing", "output")}}}))
         hebi = HebiServer("hebi", "hebi_dataserver.app:create_app()",
-                          {"HEBI_CONFIG": str(config), "HEBI_SESSION_USER": "bench", "HEBI_SESSION_SECRET": SECRET})
+                          {"HEBI_CONFIG": str(config), "HEBI_SESSION_USER": "bench", "HEBI_SESSION_SECRET": SECRET,
+                           "HEBI_SESSION_STATE_DIR": str(base / "bench" / "state")})
         grove = Server("h5grove", "h5grove_app:create_app()", {"H5_BASE_DIR": str(data)},
                        ["--pythonpath", str(HERE)])
         floor = Server("floor", "floor_app:app", {}, ["--pythonpath", str(HERE)])

@@ -99,8 +99,9 @@ def main() -> int:
         for port in ports.values():
             wait_for(port)
 
-        from hebi_gateway.accounts import UsersFile
         import requests
+
+        from hebi_gateway.accounts import UsersFile
         UsersFile(state / "users.yaml").set_password("alice", "bench-password")
         login = requests.post(f"http://127.0.0.1:{ports['hebi']}/gateway/login", allow_redirects=False,
                               data={"username": "alice", "password": "bench-password"})

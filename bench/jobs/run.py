@@ -283,7 +283,8 @@ def main() -> int:
         n = cell["n"]
         drmaa_time = cell.get("raw_drmaa")
         native = cell.get("raw_native")
-        drmaa_text = f"{drmaa_time * 1000 / n:12.2f}/job {cell['api'] / drmaa_time:5.2f}x" if drmaa_time else f"{'-':>17} {'-':>6}"
+        drmaa_text = (f"{drmaa_time * 1000 / n:12.2f}/job {cell['api'] / drmaa_time:5.2f}x" if drmaa_time
+                      else f"{'-':>17} {'-':>6}")
         native_text = f"{native * 1000 / n:8.2f}/job {cell['api'] / native:5.2f}x" if native else f"{'-':>12} {'-':>6}"
         print(f"{backend:8} {cell['api'] * 1000 / n:8.2f}/job {drmaa_text} {native_text}")
     return 0

@@ -9,8 +9,9 @@ message naming the key.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -43,8 +44,10 @@ class SessionConfig(_Section):
     roots: dict[str, RootConfig] = Field(default_factory=dict)
     #: Largest request body the API stores (uploads); larger ones get 413.
     max_upload_bytes: int = Field(default=10 * 1024**3, gt=0)
-    #: Where the API keeps the user's own state (job registry, ...). ``{user}``/``{home}`` expand.
-    state_dir: str = "{home}/.hebi"
+    #: Where the API keeps the user's own state (job registry, local job records). ``{user}`` and
+    #: ``{home}`` expand. Empty: ``{home}/.hebi`` for users with a home, else ``<user>/state`` in the
+    #: launcher's own folder for the user. It must be the user's alone (hebi_common.session).
+    state_dir: str = ""
     #: ``auto``: a real Savu's plugins when ``savu`` imports, else the bundled catalogue.
     plugin_catalogue: Literal["auto", "bundled", "savu"] = "auto"
 

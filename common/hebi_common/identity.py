@@ -48,7 +48,7 @@ class Identity:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "Identity":
+    def from_json(cls, data: dict) -> Identity:
         return cls(user=check_username(data["user"]), uid=data.get("uid"), gid=data.get("gid"),
                    home=data.get("home", ""), groups=tuple(data.get("groups", ())))
 

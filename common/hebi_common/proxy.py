@@ -8,7 +8,7 @@ without nginx. Upstreams are ``http://host:port`` or ``unix:/path/to.sock``.
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -84,7 +84,7 @@ async def forward(request: web.Request, upstreams: Upstreams, upstream: str, *,
     try:
         upstream_response = await client.request(request.method, target, headers=headers, data=body,
                                                  allow_redirects=False)
-    except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, asyncio.TimeoutError) as err:
+    except (TimeoutError, aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as err:
         raise UpstreamUnavailable(f"{upstream}: {err.__class__.__name__}") from None
     async with upstream_response:
         response = web.StreamResponse(status=upstream_response.status, reason=upstream_response.reason)
@@ -113,7 +113,7 @@ async def _bridge_websocket(request: web.Request, client: aiohttp.ClientSession,
         upstream_ws = await client.ws_connect(target, headers=headers, protocols=protocols, autoping=False)
     except aiohttp.WSServerHandshakeError as err:
         return web.json_response({"error": f"the WebSocket was refused: {err.message}"}, status=err.status)
-    except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+    except (TimeoutError, aiohttp.ClientError) as err:
         raise UpstreamUnavailable(f"{upstream}: {err.__class__.__name__}") from None
     client_ws = web.WebSocketResponse(protocols=protocols, autoping=False)
     await client_ws.prepare(request)

@@ -7,20 +7,16 @@ included) outside its root. Absolute paths are read relative to the root, which 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from .config import RootConfig
+from .errors import UserError
 
 
-class SandboxError(Exception):
-    """A path the user may not have; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.status = status
+class SandboxError(UserError):
+    """A path the user may not have."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +33,7 @@ class Roots:
         self._roots = {root.name: root for root in roots}
 
     @classmethod
-    def from_config(cls, roots: Mapping[str, RootConfig], user: str, home: str = "") -> "Roots":
+    def from_config(cls, roots: Mapping[str, RootConfig], user: str, home: str = "") -> Roots:
         made = []
         for name, root in roots.items():
             folder = root.path.replace("{user}", user).replace("{home}", home or "")

@@ -11,11 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import Flask
 
 from hebi_common.config import HebiConfig, load_config
+from hebi_common.confine import clear_hdf5_prefixes
 from hebi_common.logs import setup_logging
 from hebi_common.session import SessionContext, install_flask_session_guard
 
 from . import routes
-from .confine import clear_hdf5_prefixes
 from .files import OpenFileCache
 from .reader import SelectionReader
 

@@ -18,9 +18,10 @@ from typing import Literal
 import h5py
 from h5grove.utils import attr_metadata, get_filters, get_type_metadata, sorted_dict
 
+from hebi_common.confine import external_link_target
+from hebi_common.errors import UserError
 from hebi_common.sandbox import Roots
 
-from .confine import external_link_target
 from .errors import DataError
 from .files import FileIdentity, OpenFile, OpenFileCache
 
@@ -95,7 +96,7 @@ class Resolver:
         self._files: dict[Path, OpenFile] = {}
         self.root_file = self.open(file_path, shown_as)
 
-    def __enter__(self) -> "Resolver":
+    def __enter__(self) -> Resolver:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -151,7 +152,7 @@ class Resolver:
                 rest = "/".join(parts[index + 1:])
                 try:
                     target = self._follow(handle, group, here, link, hops, shown)
-                except DataError:
+                except UserError:
                     if last and mode == "only_valid":  # outside the roots, dangling, or unreadable
                         return Entity(path, handle, link=link)
                     raise
@@ -183,7 +184,7 @@ class Resolver:
             target_path = link.path if link.path.startswith("/") else posixpath.join(group.name, link.path)
             try:
                 return self._walk(handle, posixpath.normpath(target_path), "all", hops + 1, shown)
-            except DataError as err:
+            except UserError as err:
                 if err.status == 404:
                     raise DataError(f"Cannot resolve {shown}: the soft link at {here} points to "
                                     f"{link.path}, which does not exist", 404) from None
@@ -196,7 +197,7 @@ class Resolver:
             target = self.open(target_file, self.roots.to_ref(target_file))
             try:
                 return self._walk(target, link.path, "all", hops + 1, shown)
-            except DataError as err:
+            except UserError as err:
                 if err.status == 404:
                     raise DataError(f"Cannot resolve {shown}: the external link at {here} points to "
                                     f"{link.path} in {link.filename}, which does not exist", 404) from None

@@ -13,7 +13,8 @@ The input arrives in bands of rows (``read_rows``) so a huge image never has to 
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 

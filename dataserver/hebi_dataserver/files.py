@@ -18,10 +18,10 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 
@@ -45,7 +45,7 @@ class FileIdentity:
     mtime_ns: int
 
     @classmethod
-    def of(cls, stat: os.stat_result) -> "FileIdentity":
+    def of(cls, stat: os.stat_result) -> FileIdentity:
         return cls(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
     def token(self) -> str:

@@ -9,7 +9,7 @@ file still being written changes size or mtime, so its answers change tag as it 
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from collections.abc import Iterable
 
 from .files import FileIdentity
 

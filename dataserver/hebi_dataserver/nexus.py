@@ -15,8 +15,9 @@ import posixpath
 import h5py
 import numpy as np
 
+from hebi_common.errors import UserError
+
 from .content import Entity, Resolver
-from .errors import DataError
 
 CONTAINERS = ("NXentry", "NXsubentry", "NXprocess")
 MAX_STEPS = 16
@@ -60,7 +61,7 @@ def find_default_plot(resolver: Resolver) -> dict:
             target = default if default.startswith("/") else posixpath.join(entity.path, default)
             try:
                 step = resolver.locate(target, "all")
-            except DataError:
+            except UserError:
                 step = None
         if step is None:
             how = "implicit NeXus rule" if not default else "implicit NeXus rule (a default led nowhere)"
@@ -85,7 +86,7 @@ def _implicit_child(resolver: Resolver, entity: Entity) -> Entity | None:
     for name in group.keys():
         try:
             child = resolver.locate(posixpath.join(entity.path, name), "all")
-        except DataError:
+        except UserError:
             continue
         if isinstance(child.obj, h5py.Group):
             nx_class = text_attr(child.obj, "NX_class") or ""
@@ -108,7 +109,7 @@ def _describe(resolver: Resolver, nxdata: Entity, chain: list[str], how: str) ->
         if isinstance(signal.obj, h5py.Dataset):
             shape = list(signal.obj.shape or [])
         interpretation = text_attr(signal.obj, "interpretation") if signal.obj is not None else None
-    except DataError as err:
+    except UserError as err:
         return {"found": False, "how": how, "chain": chain, "nxdata": nxdata.path, "signal": signal_path,
                 "problem": err.message}
     return {"found": True, "how": how, "chain": chain, "nxdata": nxdata.path, "signal": signal_path,

@@ -105,7 +105,7 @@ class SelectionReader:
         run_inline(self.pool, one, list(range(0, nbytes, step)), self.threads)
         return [pieces[start] for start in sorted(pieces)]
 
-    def open_run(self, handle: OpenFile, offset: int, nbytes: int) -> "FileRun | None":
+    def open_run(self, handle: OpenFile, offset: int, nbytes: int) -> FileRun | None:
         """The run as a file object for ``wsgi.file_wrapper``: gunicorn then sends it with sendfile,
         straight from the page cache to the socket. None where /proc/self/fd is not available."""
         try:

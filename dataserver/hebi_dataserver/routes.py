@@ -20,10 +20,10 @@ import numpy as np
 from flask import Blueprint, Response, current_app, g, request
 from h5grove.utils import QueryArgumentError, convert, parse_bool_arg
 
+from hebi_common.confine import check_dataset_sources
 from hebi_common.sandbox import SandboxError
 
 from . import httpcache
-from .confine import check_dataset_sources
 from .content import Resolver, parse_resolve_links
 from .downsample import BAND_BYTES, band_rows, downsample, parse_size
 from .encoders import Encoded, encode, encode_json, parse_format

@@ -17,19 +17,21 @@ import os
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import h5py
 import numpy as np
 
 from hebi_runner import output as out
-from hebi_runner.errors import DataError, Killed, PluginRefused, RunnerError
+from hebi_runner.errors import Killed, PluginRefused, RunnerError
 from hebi_runner.loaders import LOADERS, LoadedData
 from hebi_runner.plugins import ADAPTERS, Adapter, DataInfo
 from hebi_runner.preview import PreviewError, preview_indices
 from hebi_runner.tuning import combinations
+
 
 @dataclass
 class PluginSpec:

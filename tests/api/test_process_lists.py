@@ -7,8 +7,8 @@ from pathlib import Path
 
 import h5py
 import pytest
-
 from conftest import FIXTURES
+
 from hebi_common.savu import process_list as process_list_module
 
 LISTS = sorted((FIXTURES / "process_lists").glob("*.nxs"))
@@ -160,7 +160,7 @@ def test_replace_with_a_document_needs_the_current_etag(api, processing):
 
 
 def test_two_editors_at_once_one_wins_the_other_gets_412(api, processing):
-    stored = put_fixture(processing, "tiff_saver_test.nxs")
+    put_fixture(processing, "tiff_saver_test.nxs")
     etag = api.get("/api/process-lists/tiff_saver_test.nxs").headers["ETag"]
     alice = ops(api, "tiff_saver_test.nxs", etag, {"op": "mod", "pos": "3", "param": "bin_size", "value": 2})
     bob = ops(api, "tiff_saver_test.nxs", etag, {"op": "rem", "pos": "4"})

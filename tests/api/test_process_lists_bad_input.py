@@ -9,7 +9,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from conftest import FIXTURES
 
 HDF5 = "application/x-hdf5"

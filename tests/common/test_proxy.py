@@ -7,7 +7,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from conftest import run_async
 
-from hebi_common.proxy import UpstreamUnavailable, Upstreams, forward
+from hebi_common.proxy import Upstreams, UpstreamUnavailable, forward
 
 RELEASE = web.AppKey("release", asyncio.Event)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES
+
 from hebi_common.savu.catalogue import bundled_catalogue
 from hebi_common.savu.operations import OperationError, apply_operations
 from hebi_common.savu.process_list import ProcessList, read_process_list, write_process_list

@@ -4,8 +4,17 @@ from __future__ import annotations
 import pytest
 
 from hebi_common.savu.catalogue import bundled_catalogue
-from hebi_common.savu.parameters import (DtypeError, expand_tuning, matches, numbered_parameters, parse_dtype,
-                                         parse_value_text, preview_problem, savu_value, value_problem)
+from hebi_common.savu.parameters import (
+    DtypeError,
+    expand_tuning,
+    matches,
+    numbered_parameters,
+    parse_dtype,
+    parse_value_text,
+    preview_problem,
+    savu_value,
+    value_problem,
+)
 
 CATALOGUE = bundled_catalogue()
 

@@ -7,10 +7,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from hebi_common.savu.process_list import (ProcessList, ProcessListError, read_process_list,
-                                           write_process_list)
 from conftest import FIXTURES
+
+from hebi_common.savu.process_list import ProcessList, ProcessListError, read_process_list, write_process_list
 
 LISTS = sorted((FIXTURES / "process_lists").glob("*.nxs"))
 
@@ -62,7 +61,7 @@ def test_every_real_list_opens_and_round_trips(path: Path, tmp_path: Path):
         [(p.pos, p.name, p.module, p.active, p.params, p.known) for p in process_list.plugins]
     assert [(l.start, l.end, l.iterations) for l in again.loops] == original["loops"]
     written = _stored(saved)
-    for pos, (name, module, active, data) in original["plugins"].items():
+    for pos, (name, module, active, _data) in original["plugins"].items():
         assert written["plugins"][pos.strip()][:3] == (name, module, active)
 
 

@@ -9,9 +9,8 @@ import numpy as np
 import orjson
 import pytest
 import tifffile
-from h5grove.content import create_content
-
 from h5_samples import data_dir, write_tomo_entry1  # noqa: F401 (fixture)
+from h5grove.content import create_content
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def live(tmp_path_factory):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {"HEBI_CONFIG": str(config), "HEBI_SESSION_USER": "alice", "HEBI_SESSION_SECRET": SECRET,
-           "PATH": "/usr/bin:/bin"}
+           "HEBI_SESSION_STATE_DIR": str(base / "alice" / "state"), "PATH": "/usr/bin:/bin"}
     log = open(base / "gunicorn.log", "wb")
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class",
                                 "gthread", "--threads", "8", "--workers", "1", "--timeout", "120",

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
-
 from h5_samples import data_dir  # noqa: F401 (fixture)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
-
 from conftest import FIXTURES  # noqa: F401 (the shared fixtures; h5_samples skips when absent)
 from h5_samples import copy_fixture, data_dir, write_tomo_entry1  # noqa: F401 (fixtures)
 

@@ -7,7 +7,6 @@ import os
 import h5py
 import numpy as np
 import pytest
-
 from h5_samples import data_dir, make_dataserver, write_tomo_entry1  # noqa: F401 (fixtures)
 
 

@@ -7,7 +7,6 @@ import base64
 import shutil
 
 import pytest
-
 from conftest import FIXTURES, browser_login, real_component
 from h5_samples import write_tomo_entry1
 
@@ -107,8 +106,9 @@ def test_savu_output_opens_through_its_external_link_as_an_nx_heatmap(system, vi
 def test_a_reconstruction_opens_on_its_middle_slice_not_an_empty_edge(system, viewer_page):
     """The runner's volume (x, slices, z) opens on a reconstructed slice: h5web's default mapping
     would show the x=0 edge plane, all zeros, unless the NXdata says which slice to show."""
-    from hebi_runner import PluginSpec, RunOptions, run_pipeline
     from make_sample_data import write_nxtomo
+
+    from hebi_runner import PluginSpec, RunOptions, run_pipeline
 
     scan = write_nxtomo(system.base / "viewer_scan.nxs", angles=91, rows=4, columns=96)
     out = system.folders("alice")["output"] / "recon"

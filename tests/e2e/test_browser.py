@@ -1,6 +1,5 @@
 """A scientist in a real browser: logs in, sees their workspace's four areas, browses, logs out."""
 import pytest
-
 from conftest import browser_login
 
 pytestmark = pytest.mark.browser

@@ -1,8 +1,8 @@
 """The session's stand-in for nginx (machines without nginx): the same routes as session.conf.template."""
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-
 from conftest import run_async
+
 from pod_launcher.session_router import make_app
 
 

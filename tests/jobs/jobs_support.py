@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-
 from conftest import FIXTURES, REPO, real_component
+
 from hebi_common.identity import HEADER, Identity, sign_identity
 
 FAKE_SAVU = Path(__file__).with_name("fake_savu.py")
@@ -87,7 +87,7 @@ def write_session(base: Path, backend: str, **jobs_overrides) -> Path:
         "logging": {"level": "info"},
         "session": {"roots": {name: {"path": str(roots / name), "writable": name != "data"}
                               for name in ("data", "processing", "output")},
-                    "state_dir": str(base / "state")},
+                    "state_dir": str(base / "{user}" / "state")},
         "jobs": {"command": [sys.executable, str(FAKE_SAVU), "{data}", "{process_list}", "{output}", "-f", "{folder}"],
                  "poll_interval": 0.3, "lost_after": 60, "local": {"workers": 2, "kill_grace": 2}, **modes,
                  **jobs_overrides},
@@ -120,11 +120,12 @@ class ApiProcess:
         self.http.headers[HEADER] = sign_identity(Identity(user=USER), SECRET)
         self.url = ""
 
-    def start(self, timeout: float = 30) -> "ApiProcess":
+    def start(self, timeout: float = 30) -> ApiProcess:
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = dict(os.environ, HEBI_CONFIG=str(self.config_path), HEBI_SESSION_USER=USER,
-                   HEBI_SESSION_SECRET=SECRET, HEBI_SESSION_HOME="", PYTHONUNBUFFERED="1", **self.extra_env)
+                   HEBI_SESSION_SECRET=SECRET, HEBI_SESSION_HOME="", PYTHONUNBUFFERED="1",
+                   HEBI_SESSION_STATE_DIR=str(self.config_path.parent / USER / "state"), **self.extra_env)
         log = open(self.config_path.parent / "api.log", "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from jobs_support import ApiProcess, _script, dataset, write_session
-from jobs_support import gridengine, slurm  # noqa: F401 - session fixtures, used through request.getfixturevalue
+from jobs_support import ApiProcess, _script, dataset, gridengine, slurm, write_session  # noqa: F401 - session fixtures, used through request.getfixturevalue
 
 from hebi_common.savu.process_list import read_process_list
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import signed_client
 from jobs_support import dataset, write_session
 
@@ -18,7 +17,8 @@ from hebi_common.session import SessionContext
 def make_client(base: Path, **jobs_overrides):
     from hebi_api.app import create_app
     config = load_config(write_session(base, "local", **jobs_overrides), environ={})
-    context = SessionContext(user="alice", home="", secret="s", roots=Roots.from_config(config.session.roots, "alice"))
+    context = SessionContext(user="alice", home="", secret="s", roots=Roots.from_config(config.session.roots, "alice"),
+                             state_dir=Path(config.session.state_dir.replace("{user}", "alice")))
     return signed_client(create_app(config, context), context)
 
 
@@ -36,7 +36,7 @@ GOOD = {"process_list": "processing/tomo.nxs", "dataset": "data/scan.json", "out
 
 def assert_nothing_submitted(base: Path, client) -> None:
     assert client.get("/api/jobs").get_json()["total"] == 0
-    spool = base / "state" / "local-jobs"
+    spool = base / "alice" / "state" / "local-jobs"
     assert not spool.exists() or not [entry for entry in spool.iterdir() if entry.is_dir()]
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 
-from jobs_support import dataset, write_session
 from conftest import signed_client
+from jobs_support import dataset, write_session
 
 from hebi_common.config import load_config
 from hebi_common.sandbox import Roots
@@ -19,7 +20,8 @@ GOOD = {"process_list": "processing/tomo.nxs", "output": "output/run", "mode": "
 def make(tmp_path, **jobs):
     from hebi_api.app import create_app
     config = load_config(write_session(tmp_path, "local", **jobs), environ={})
-    context = SessionContext(user="alice", home="", secret="s", roots=Roots.from_config(config.session.roots, "alice"))
+    context = SessionContext(user="alice", home="", secret="s", roots=Roots.from_config(config.session.roots, "alice"),
+                             state_dir=Path(config.session.state_dir.replace("{user}", "alice")))
     app = create_app(config, context)
     return app, signed_client(app, context)
 
@@ -42,7 +44,7 @@ def test_a_job_the_scheduler_forgot_becomes_lost_not_unknown(tmp_path):
     wait_state(client, job["id"], {"cancelled"})
     # Now one that vanishes without a trace: its whole record at the scheduler is wiped.
     other = client.post("/api/jobs", json={**GOOD, "dataset": dataset(tmp_path, "w.json", seconds=0.1)}).get_json()
-    record = tmp_path / "state" / "local-jobs" / other["scheduler_id"]
+    record = tmp_path / "alice" / "state" / "local-jobs" / other["scheduler_id"]
     for _ in range(50):  # its supervisor may still be writing into it: wipe until it stays gone
         shutil.rmtree(record, ignore_errors=True)
         if not record.exists():

@@ -7,10 +7,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from runner_phantom import ground_truth, write_phantom_scan
 
 from hebi_common.savu.catalogue import bundled_catalogue
 from hebi_common.savu.process_list import Loop, PluginEntry, ProcessList, write_process_list
-from runner_phantom import ground_truth, write_phantom_scan
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "savu"  # as tests/conftest.py finds them

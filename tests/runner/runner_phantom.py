@@ -7,7 +7,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-
 from make_sample_data import ELLIPSES, sinogram
 
 MU = 0.02  # attenuation per pixel of density 1

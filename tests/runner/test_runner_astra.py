@@ -4,15 +4,15 @@ as in Savu."""
 from __future__ import annotations
 
 import pytest
+from runner_helpers import TRUE_CENTRE, final_result, phantom_scan, quality, truth  # noqa: F401 (fixtures)
 
 from hebi_runner import PluginSpec, RunOptions, run_pipeline
-from runner_helpers import TRUE_CENTRE, final_result, quality
-from runner_helpers import phantom_scan, truth  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(autouse=True)
 def astra_installed():
     import importlib.util
+
     from conftest import real_component
     real_component("astra-toolbox", importlib.util.find_spec("astra") is not None,
                    "an optional extra: pip install 'hebi-runner[astra]' (make test installs it)")

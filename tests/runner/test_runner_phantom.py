@@ -7,10 +7,9 @@ import re
 
 import h5py
 import numpy as np
+from runner_helpers import TRUE_CENTRE, final_result, phantom_scan, quality, truth, user_log, write_list  # noqa: F401 (fixtures)
 
 from hebi_runner import RunOptions, run_process_list
-from runner_helpers import TRUE_CENTRE, final_result, quality, user_log, write_list
-from runner_helpers import phantom_scan, truth  # noqa: F401 (fixtures)
 
 PIPELINE = [
     ("NxtomoLoader", {}),

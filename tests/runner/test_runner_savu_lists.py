@@ -8,10 +8,15 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
+from runner_helpers import (
+    FIXTURES,
+    TRUE_CENTRE,
+    final_result,
+    phantom_scan,  # noqa: F401 (fixtures)
+    user_log,
+)
 
 from hebi_runner import RunnerError, RunOptions, run_process_list
-from runner_helpers import FIXTURES, TRUE_CENTRE, final_result, user_log
-from runner_helpers import phantom_scan  # noqa: F401 (fixtures)
 
 LISTS = FIXTURES / "process_lists"
 

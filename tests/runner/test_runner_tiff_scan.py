@@ -11,10 +11,10 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
+from runner_helpers import FIXTURES, final_result, user_log, write_list
 
 from hebi_common.savu.process_list import read_process_list
 from hebi_runner import RunOptions, run_process_list
-from runner_helpers import FIXTURES, final_result, user_log, write_list
 
 SCAN = FIXTURES / "data" / "image_test" / "tiffs"
 LIST = FIXTURES / "process_lists" / "tiff_loader_test.nxs"

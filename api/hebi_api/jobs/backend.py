@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import signal as _signal
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Protocol
 
 QUEUED, RUNNING, ENDED, MISSING = "queued", "running", "ended", "missing"
 REASONS = ("finished", "failed", "cancelled", "timeout", "lost")

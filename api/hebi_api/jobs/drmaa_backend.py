@@ -17,12 +17,26 @@ import os
 import re
 import threading
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
 
-from .backend import (ENDED, MISSING, QUEUED, RUNNING, BackendStatus, ClusterUnavailable, JobEnd, JobRef, JobSpec,
-                      QueueInfo, SubmitRejected, hms, run_client_command, signal_name)
+from .backend import (
+    ENDED,
+    MISSING,
+    QUEUED,
+    RUNNING,
+    BackendStatus,
+    ClusterUnavailable,
+    JobEnd,
+    JobRef,
+    JobSpec,
+    QueueInfo,
+    SubmitRejected,
+    hms,
+    run_client_command,
+    signal_name,
+)
 
 FAILED_TIME_LIMIT = 37
 FAILED_KILLED = 100

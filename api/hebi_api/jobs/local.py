@@ -17,8 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .backend import ENDED, MISSING, QUEUED, RUNNING, BackendStatus, JobEnd, JobRef, JobSpec, QueueInfo
 from .local_shim import process_start_ticks, write_json

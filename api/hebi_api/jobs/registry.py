@@ -12,8 +12,9 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 ACTIVE_STATES = ("submitting", "queued", "running", "unknown")
 FINAL_STATES = ("finished", "failed", "cancelled", "timeout", "lost")

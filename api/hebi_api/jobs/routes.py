@@ -25,8 +25,7 @@ def service() -> JobService:
     jobs = extensions.get("jobs")
     if jobs is None:
         config, context = extensions["config"], extensions["context"]
-        state_dir = Path(config.session.state_dir.replace("{user}", context.user).replace("{home}", context.home or ""))
-        jobs = extensions["jobs"] = JobService(config.jobs, state_dir, context.roots)
+        jobs = extensions["jobs"] = JobService(config.jobs, context.state_dir, context.roots)
     return jobs
 
 

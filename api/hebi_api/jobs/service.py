@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .backend import (ENDED, MISSING, QUEUED, RUNNING, ClusterBackend, ClusterUnavailable, JobRef, JobSpec,
-                      make_backend)
+from .backend import ENDED, MISSING, QUEUED, RUNNING, ClusterBackend, ClusterUnavailable, JobRef, JobSpec, make_backend
 from .registry import ACTIVE_STATES, JobRegistry
 from .savu import SavuJobRequest, job_command, read_progress, run_folder_name, write_preview_copy
 

@@ -14,14 +14,27 @@ import math
 import os
 import subprocess
 import threading
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
 
 from hebi_common.atomic import atomic_write
 
-from .backend import (ENDED, MISSING, QUEUED, RUNNING, BackendStatus, ClusterUnavailable, JobEnd, JobRef, JobSpec,
-                      QueueInfo, SubmitRejected, run_client_command, signal_name)
+from .backend import (
+    ENDED,
+    MISSING,
+    QUEUED,
+    RUNNING,
+    BackendStatus,
+    ClusterUnavailable,
+    JobEnd,
+    JobRef,
+    JobSpec,
+    QueueInfo,
+    SubmitRejected,
+    run_client_command,
+    signal_name,
+)
 
 LAUNCHER = '#!/bin/sh\n# hebi: run the job\'s argument list as given, without a shell parsing it\nexec "$@"\n'
 PENDING_STATES = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SUSPENDED",

@@ -13,9 +13,19 @@ import copy
 from typing import Any
 
 from .catalogue import LEVELS, Catalogue, Plugin
-from .parameters import (dependency_met, dependency_text, expand_tuning, is_tuning, looks_like_tuning_range,
-                         numbered_parameters, parse_value_text, preview_entry_problem, savu_value,
-                         split_preview_entry, value_problem)
+from .parameters import (
+    dependency_met,
+    dependency_text,
+    expand_tuning,
+    is_tuning,
+    looks_like_tuning_range,
+    numbered_parameters,
+    parse_value_text,
+    preview_entry_problem,
+    savu_value,
+    split_preview_entry,
+    value_problem,
+)
 from .process_list import Citation, Loop, PluginEntry, ProcessList, complete_params, split_position
 
 
@@ -565,7 +575,7 @@ QUERY_COMMANDS = {"level", "coll", "list", "disp", "cite"}
 def split_position_or_error(text: str) -> tuple[int, str]:
     try:
         return split_position(text)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure to parse is the same user error
         raise OperationError(f"{text!r} is not a plugin position: use a number with an optional lowercase "
                              "letter, e.g. 3 or 3a") from None
 

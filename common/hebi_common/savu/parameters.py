@@ -38,7 +38,7 @@ class Dtype:
 
     kind: str
     name: str = ""
-    items: tuple["Dtype", ...] | None = None
+    items: tuple[Dtype, ...] | None = None
     homogeneous: bool = False
 
     def describe(self) -> str:

@@ -95,7 +95,7 @@ class PluginEntry:
     def index_key(self) -> tuple[int, str]:
         return split_position(self.pos)
 
-    def copy(self) -> "PluginEntry":
+    def copy(self) -> PluginEntry:
         return copy.deepcopy(self)
 
 
@@ -117,7 +117,7 @@ class ProcessList:
     version: str | None = WRITTEN_VERSION
     framework_citations: list[Citation] = field(default_factory=list)
 
-    def copy(self) -> "ProcessList":
+    def copy(self) -> ProcessList:
         return copy.deepcopy(self)
 
     def positions(self) -> list[str]:
@@ -226,13 +226,14 @@ def _read_guarded(handle, label: str, catalogue: Catalogue) -> ProcessList:
         return _read_open_file(handle, label, catalogue)
     except ProcessListError:
         raise
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - h5py raises many kinds for a file that is not a list
         raise ProcessListError(f"{label} cannot be read as a Savu process list ({type(err).__name__}: {err})") from None
 
 
 def read_process_list_bytes(content: bytes, label: str, catalogue: Catalogue | None = None) -> ProcessList:
     """Same as read_process_list for a file held in memory (an upload being checked)."""
     import io
+
     import h5py
     if not content.startswith(b"\x89HDF\r\n\x1a\n"):
         raise ProcessListError(f"{label} is not an HDF5 file, so it cannot be a Savu process list")

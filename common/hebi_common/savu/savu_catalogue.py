@@ -50,7 +50,7 @@ def _description(raw: Any) -> str:
 
 
 def catalogue_from_savu(bundled: Catalogue) -> Catalogue:
-    import savu.plugins.utils as pu  # noqa: the real Savu
+    import savu.plugins.utils as pu  # the real Savu
     try:
         from savu.version import __version__ as version
     except ImportError:
@@ -64,7 +64,7 @@ def catalogue_from_savu(bundled: Catalogue) -> Catalogue:
     for name, cls in sorted(getattr(pu, "plugins", {}).items()):
         try:
             plugins[name] = _plugin(name, cls, bundled.get(name), loader_base, saver_base, gpu_base)
-        except Exception as err:  # savu_config also carries on and reports the plugin as unavailable
+        except Exception as err:  # noqa: BLE001 - savu_config also carries on and reports the plugin as unavailable
             failed[name] = f"{type(err).__name__}: {err}"
     return Catalogue(plugins, source="savu", savu_version=str(version),
                      framework_citations=bundled.framework_citations, failed=failed)
@@ -80,24 +80,25 @@ def _import_all_plugins(pu, failed: dict[str, str]) -> None:
         from scripts.config_generator.config_utils import populate_plugins  # savu_config's way
         populate_plugins()
         return
-    except Exception:  # not installed with the scripts, or an older layout: walk the package
+    except Exception:  # noqa: BLE001 - not installed with the scripts, or an older layout: walk the package
         pass
     import importlib
     import pkgutil
+
     import savu.plugins
     for info in pkgutil.walk_packages(savu.plugins.__path__, "savu.plugins."):
         if info.name.endswith("_tools") or ".driver." in info.name or ".utils." in info.name:
             continue
         try:
             importlib.import_module(info.name)
-        except Exception as err:  # savu_config reports such plugins as unavailable and carries on
+        except Exception as err:  # noqa: BLE001 - savu_config reports such plugins as unavailable and carries on
             failed[info.name.rsplit(".", 1)[-1]] = f"{type(err).__name__}: {err}"
 
 
 def _optional_class(module: str, name: str):
     try:
         return getattr(__import__(module, fromlist=[name]), name)
-    except Exception:
+    except Exception:  # noqa: BLE001 - an older Savu without this class
         return None
 
 

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from hebi_common.config import HebiConfig
 from hebi_common.identity import HEADER, RESERVED_HEADERS, IdentityError, check_username, sign_identity
-from hebi_common.proxy import UpstreamUnavailable, Upstreams, forward
+from hebi_common.proxy import Upstreams, UpstreamUnavailable, forward
 from pod_launcher import Launcher, LauncherError, make_launcher
 
 from .accounts import UsersFile
@@ -143,7 +143,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     timeout = request.app[CONFIG].launcher.local.start_timeout + 5
     try:
         info = await sessions.find_or_start(identity, wait=not _wants_html(request), timeout=timeout)
-    except (LauncherError, asyncio.TimeoutError) as err:
+    except (TimeoutError, LauncherError) as err:
         detail = str(err).splitlines()[0] if str(err) else "the session did not start in time"
         return web.json_response({"error": f"your session could not start: {detail}"}, status=503)
     if info is None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from hebi_common.atomic import atomic_write
 from hebi_common.config import HebiConfig, require_real
 from hebi_common.identity import Identity, check_username, sign_identity
+from hebi_common.session import StateFolderError, session_state_dir
 
 from .base import Launcher, LauncherError, SessionInfo
 from .nginx import find_mime_types, find_nginx, render_session_config
@@ -95,8 +96,12 @@ class LocalLauncher(Launcher):
         for path in sockets.values():
             path.unlink(missing_ok=True)
 
+        try:
+            state_dir = session_state_dir(self.config, user, identity.home, folder)
+        except StateFolderError as err:
+            raise LauncherError(f"the session of {user} was not started: {err}") from None
         secret = secrets.token_urlsafe(32)
-        env = self._session_environment(identity, secret)
+        env = self._session_environment(identity, secret, state_dir)
         python = self.settings.python or sys.executable
         processes: dict[str, int] = {}
         try:
@@ -170,10 +175,10 @@ class LocalLauncher(Launcher):
         with atomic_write(self._folder(user) / RECORD, 0o600, text=True) as out:
             json.dump(record, out)
 
-    def _session_environment(self, identity: Identity, secret: str) -> dict[str, str]:
+    def _session_environment(self, identity: Identity, secret: str, state_dir: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HEBI_SESSION_")}
         env.update(HEBI_SESSION_USER=identity.user, HEBI_SESSION_HOME=identity.home or "",
-                   HEBI_SESSION_SECRET=secret, PYTHONUNBUFFERED="1")
+                   HEBI_SESSION_SECRET=secret, HEBI_SESSION_STATE_DIR=str(state_dir), PYTHONUNBUFFERED="1")
         if self.config_path:
             env["HEBI_CONFIG"] = os.path.abspath(self.config_path)
         return env

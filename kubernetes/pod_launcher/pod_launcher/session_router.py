@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hebi_common.proxy import UpstreamUnavailable, Upstreams, forward
+from hebi_common.proxy import Upstreams, UpstreamUnavailable, forward
 from hebi_common.sandbox import SandboxError, resolve_in_root
 
 
@@ -31,7 +31,7 @@ def make_app(api: str, data: str, web_root: str) -> web.Application:
         try:
             file = resolve_in_root(root, path)
         except SandboxError:
-            raise web.HTTPNotFound()
+            raise web.HTTPNotFound() from None
         if not file.is_file():
             if path.startswith("/assets/"):
                 raise web.HTTPNotFound()

@@ -1,11 +1,12 @@
 """Confinement of HDF5 links: every file an entity leads to must lie inside the user's roots.
 
-The sandbox confines the file a user names. Inside HDF5 files three things can name *other* files, and
+One module for every reader of users' HDF5 files (the dataserver and the runner). The sandbox confines
+the file a user names. Inside HDF5 files three things can name *other* files, and
 the HDF5 library would open them wherever they are: external links, the source files of virtual datasets
 (VDS), and the raw files of datasets with external storage. This module decides which file each of those
 would open and refuses any that lies outside the user's roots (symlinks resolved).
 
-External links are never followed by HDF5 here: the resolver (``content.Resolver``) opens their target
+External links are never followed by HDF5 here: the reader (the dataserver's ``content.Resolver``) opens their target
 itself, through the sandbox, and walks the rest of the path in it. Its rule is HDF5's own search order
 without the environment and property prefixes: an absolute target name as written if that file exists,
 else the name relative to the linking file's folder.
@@ -13,7 +14,7 @@ else the name relative to the linking file's folder.
 For VDS and external storage HDF5 does the reading, so every place it might look is checked: the name as
 written (if absolute), relative to the file's folder, and relative to the server's working directory. If
 any of those exists outside the roots the read is refused. HDF5_EXT_PREFIX, HDF5_VDS_PREFIX and
-HDF5_EXTFILE_PREFIX would add places, so the dataserver removes them from its environment at start.
+HDF5_EXTFILE_PREFIX would add places, so every reader removes them from its environment at start.
 """
 from __future__ import annotations
 
@@ -22,9 +23,7 @@ from pathlib import Path
 
 import h5py
 
-from hebi_common.sandbox import Roots, SandboxError
-
-from .errors import DataError
+from .sandbox import Roots, SandboxError
 
 PREFIX_VARIABLES = ("HDF5_EXT_PREFIX", "HDF5_VDS_PREFIX", "HDF5_EXTFILE_PREFIX", "HDF5_PLUGIN_PRELOAD")
 
@@ -59,13 +58,13 @@ def candidates(linking_file: Path, target_name: str, *, with_cwd: bool) -> list[
 def external_link_target(roots: Roots, linking_file: Path, link: h5py.ExternalLink, where: str) -> Path | None:
     """The file an external link leads to, inside the roots; None when it is dangling.
 
-    Raises DataError 403 when the target exists outside the user's roots.
+    Raises SandboxError 403 when the target exists outside the user's roots.
     """
     for candidate in candidates(linking_file, link.filename, with_cwd=False):
         if candidate.is_file():
             real = Path(os.path.realpath(candidate))
             if not inside_roots(roots, real):
-                raise DataError(f"the external link at {where} leads to {link.filename}, which is outside "
+                raise SandboxError(f"the external link at {where} leads to {link.filename}, which is outside "
                                 "your folders; hebi does not follow it", 403)
             return real
     return None
@@ -87,7 +86,7 @@ def check_dataset_sources(roots: Roots, file_path: Path, dataset: h5py.Dataset, 
             if candidate.exists():
                 real = Path(os.path.realpath(candidate))
                 if not inside_roots(roots, real):
-                    raise DataError(f"{where} reads its values from {name}, which is outside your folders; "
+                    raise SandboxError(f"{where} reads its values from {name}, which is outside your folders; "
                                     "hebi does not read it", 403)
                 found.append(real)
     return found
