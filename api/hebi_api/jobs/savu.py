@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hebi_common.errors import UserError
 from hebi_common.sandbox import Roots, SandboxError
 from hebi_common.savu.process_list import ProcessListError, read_process_list
 from hebi_common.savu.validation import check_runnable
@@ -29,13 +30,8 @@ PREVIEW_EXPRESSION = re.compile(r"^(?:[0-9+\-*/ ]|start|mid|end)+(?::(?:[0-9+\-*
 RUNNING_LINE = re.compile(r"\*Running the (?P<name>\S+) plugin\*")
 
 
-class JobRequestError(Exception):
-    """A request that cannot become a job; ``status`` is the HTTP status, the message names the field."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.status = status
+class JobRequestError(UserError):
+    """A request that cannot become a job; the message names the field."""
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from ..errors import UserError
 from .catalogue import LEVELS, Catalogue, Plugin
 from .parameters import (
     dependency_met,
@@ -29,14 +30,9 @@ from .parameters import (
 from .process_list import Citation, Loop, PluginEntry, ProcessList, complete_params, split_position
 
 
-class OperationError(Exception):
+class OperationError(UserError):
     """A command that cannot be done; ``status`` is the HTTP answer (400 bad input, 404 no such
     position/plugin, 409 conflicts with the list as it is)."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 def describe(entry: PluginEntry) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write
+from ..errors import UserError
 from .catalogue import Catalogue, Plugin, default_catalogue
 
 #: The Savu version whose layout the writer produces (written to ``savu_notes/version``).
@@ -51,13 +52,8 @@ PARAMETER_RENAMES = {
 PARAMETER_RENAMES_UP_TO = 2.4
 
 
-class ProcessListError(Exception):
+class ProcessListError(UserError):
     """A file that is not a readable process list, or a list that cannot be written; worded for users."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 @dataclass
