@@ -9,6 +9,7 @@ from flask import Blueprint, abort, jsonify, request
 from hebi_common.atomic import atomic_write
 from hebi_common.sandbox import SandboxError
 
+from .bodies import ANY, accepts
 from .state import hebi
 
 blueprint = Blueprint("files", __name__)
@@ -55,6 +56,7 @@ def list_folder():
 
 
 @blueprint.put("/files")
+@accepts(ANY)  # the file's own bytes, whatever they are
 def upload_file():
     context, config = hebi("context"), hebi("config")
     root_name, user_path = _root_and_path()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import stat
 from contextlib import contextmanager
@@ -41,7 +40,6 @@ from hebi_common.savu.process_list import (
     Citation,
     PluginEntry,
     ProcessList,
-    ProcessListError,
     complete_params,
     normalise_none,
     read_process_list,
@@ -50,6 +48,7 @@ from hebi_common.savu.process_list import (
 )
 from hebi_common.savu.validation import check_runnable
 
+from .bodies import accepts, json_body
 from .state import hebi
 
 blueprint = Blueprint("process_lists", __name__)
@@ -57,12 +56,6 @@ ROOT = "processing"
 HDF5 = "application/x-hdf5"
 #: A process list is a few hundred kB at most; this bounds what a request makes the API hold.
 MAX_LIST_BYTES = 64 * 1024 * 1024
-
-
-@blueprint.errorhandler(OperationError)
-@blueprint.errorhandler(ProcessListError)
-def _list_error(err):
-    return jsonify(error=err.message), err.status
 
 
 def _fail(message: str, status: int = 400):
@@ -183,20 +176,6 @@ def _answer(process_list: ProcessList, path: Path, status: int = 200, **extra):
     response.headers["ETag"] = etag
     response.headers["Cache-Control"] = "no-cache"
     return response
-
-
-def _json_body() -> Any:
-    if request.content_length is not None and request.content_length > MAX_LIST_BYTES:
-        _fail(f"the request body is {request.content_length} bytes; at most {MAX_LIST_BYTES} are accepted", 413)
-    raw = request.get_data(cache=True)
-    if len(raw) > MAX_LIST_BYTES:
-        _fail(f"the request body is {len(raw)} bytes; at most {MAX_LIST_BYTES} are accepted", 413)
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        _fail(f"the request body is not valid JSON: {err}")
 
 
 def _positions(plugins: list[dict[str, Any]]) -> list[str]:
@@ -376,7 +355,7 @@ def get_list(user_path: str):
 def create_list(user_path: str):
     path = _resolve(user_path, writing=True)
     _check_name(path, user_path)
-    body = _json_body()
+    body = json_body()
     source = body.pop("copy_from", None) if isinstance(body, dict) else None
     if source is not None and (not isinstance(source, str) or body):
         _fail("copy_from takes the path of a list in processing, and nothing else may be sent with it")
@@ -394,17 +373,15 @@ def create_list(user_path: str):
 
 
 @blueprint.put("/process-lists/<path:user_path>")
+@accepts(HDF5)
 def replace_list(user_path: str):
     path = _resolve(user_path, writing=True)
     _check_name(path, user_path)
     if path.is_dir():
         _fail(f"{ROOT}/{user_path.strip('/')} is a folder", 409)
-    mimetype = request.mimetype
-    if mimetype == HDF5:
+    if request.mimetype == HDF5:
         return _upload(path)
-    if mimetype not in ("application/json", ""):
-        _fail(f"send the list as application/json, or a .nxs file as {HDF5} (got {mimetype})", 415)
-    body = _json_body()
+    body = json_body()
     if body is None:
         _fail("the request body is empty: send the process list as JSON")
     with _folder_lock(path.parent):
@@ -448,7 +425,7 @@ def delete_list(user_path: str):
 @blueprint.post("/process-lists/<path:user_path>/operations")
 def run_operations(user_path: str):
     path = _existing(user_path)
-    body = _json_body()
+    body = json_body()
     if not isinstance(body, dict):
         _fail("send {\"operations\": [{\"op\": \"add\", \"name\": \"MedianFilter\"}, ...]}")
     extra = sorted(set(body) - {"operations", "level"})

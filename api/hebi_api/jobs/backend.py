@@ -15,15 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from hebi_common.errors import UserError
+
 QUEUED, RUNNING, ENDED, MISSING = "queued", "running", "ended", "missing"
 REASONS = ("finished", "failed", "cancelled", "timeout", "lost")
 
 
-class ClusterUnavailable(Exception):
-    """The scheduler cannot be reached; the message says why (answered with 503)."""
+class ClusterUnavailable(UserError):
+    """The scheduler cannot be reached: answered with 503 "cluster unavailable: <reason>"."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"cluster unavailable: {reason}", 503)
+        self.reason = reason  # what the job list and /api/cluster show, without the prefix
 
 
-class SubmitRejected(Exception):
+class SubmitRejected(UserError):
     """The scheduler refused the job as asked (answered with 400); the message says why."""
 
 

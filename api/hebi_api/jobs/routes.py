@@ -9,10 +9,10 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
 
+from ..bodies import json_body
 from ..state import hebi
-from .backend import ClusterUnavailable, SubmitRejected
 from .registry import STATES
-from .savu import JobRequestError, log_tail, parse_request
+from .savu import log_tail, parse_request
 from .service import JOB_FOLDER, JobService
 
 blueprint = Blueprint("jobs", __name__)
@@ -68,25 +68,10 @@ def _cluster_note(jobs: JobService) -> dict:
     return {"available": not jobs.unavailable, "unavailable": dict(jobs.unavailable), "polled_at": jobs.polled_at}
 
 
-@blueprint.errorhandler(JobRequestError)
-def _bad_request(error: JobRequestError):
-    return jsonify(error=error.message), error.status
-
-
-@blueprint.errorhandler(ClusterUnavailable)
-def _unavailable(error: ClusterUnavailable):
-    return jsonify(error=f"cluster unavailable: {error}"), 503
-
-
-@blueprint.errorhandler(SubmitRejected)
-def _rejected(error: SubmitRejected):
-    return jsonify(error=str(error)), 400
-
-
 @blueprint.post("/jobs")
 def submit():
     jobs = service()
-    job_request = parse_request(request.get_json(silent=True), hebi("context").roots, hebi("config").jobs)
+    job_request = parse_request(json_body(), hebi("context").roots, hebi("config").jobs)
     job = jobs.submit(job_request)
     return jsonify(public(job)), 201
 

@@ -108,7 +108,7 @@ class JobService:
             self.registry.delete(job_id)  # nothing was submitted: nothing to keep
             _remove_tree(job_dir)
             if isinstance(error, ClusterUnavailable):
-                self.unavailable[backend_name] = str(error)
+                self.unavailable[backend_name] = error.reason
             raise
         self.unavailable.pop(backend_name, None)
         self.registry.update(job_id, backend_id=backend_id, state="queued")
@@ -173,9 +173,9 @@ class JobService:
             try:
                 answers = self.backend(backend_name).statuses(refs.values()) if refs else {}
             except ClusterUnavailable as error:
-                if self.unavailable.get(backend_name) != str(error):
+                if self.unavailable.get(backend_name) != error.reason:
                     log.warning("%s backend unavailable: %s", backend_name, error)
-                self.unavailable[backend_name] = str(error)
+                self.unavailable[backend_name] = error.reason
                 continue
             self.unavailable.pop(backend_name, None)
             for job in jobs:
@@ -279,8 +279,8 @@ class JobService:
                     entry["reason"] = f"the scheduler has no queue {mode_config.queue!r}"
                 self.unavailable.pop(mode_config.backend, None)
             except ClusterUnavailable as error:
-                entry.update(available=False, queues=[], reason=str(error))
-                self.unavailable[mode_config.backend] = str(error)
+                entry.update(available=False, queues=[], reason=error.reason)
+                self.unavailable[mode_config.backend] = error.reason
             result.append(entry)
         return result
 
