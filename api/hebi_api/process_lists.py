@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from werkzeug.http import quote_etag
 
 from hebi_common.atomic import atomic_write
 from hebi_common.savu.catalogue import Catalogue
@@ -72,8 +73,17 @@ def _rel(path: Path) -> str:
     return hebi("context").roots.to_ref(path).partition("/")[2]
 
 
+def _digest(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()[:40]
+
+
 def _etag_of_bytes(content: bytes) -> str:
-    return '"' + hashlib.sha256(content).hexdigest()[:40] + '"'
+    """The JSON representation's ETag (the one the editor holds and sends back in If-Match)."""
+    return quote_etag(_digest(content))
+
+
+#: The .nxs representation's tag is the JSON's with this suffix: one URL, two representations, two tags.
+NXS_TAG = ".nxs"
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -105,25 +115,22 @@ def _existing(user_path: str, *, writing: bool = False) -> Path:
     return path
 
 
-def _tags(header: str) -> list[str]:
-    return [tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()]
-
-
 def _check_if_match(path: Path, *, required: bool = True) -> None:
-    """412 when the client's tag is not the file's; 428 when a change comes with no tag at all."""
-    header = request.headers.get("If-Match")
-    if header is None:
+    """412 when the client's tag is not the file's (compared strongly, as RFC 9110 asks of If-Match: a
+    weak W/ tag never matches); 428 when a change comes with no tag at all. Either representation's
+    tag names the same version of the file."""
+    if "If-Match" not in request.headers:
         if required:
             _fail(f"{path.name} exists: send If-Match with the ETag you read (GET the list first), so that "
                   "a change made meanwhile is not overwritten", 428)
         return
-    tags = _tags(header)
-    if "*" in tags:
+    asked = request.if_match
+    if asked.star_tag:
         return
-    current = _etag(path)
-    if current not in tags:
-        _fail(f"{path.name} was changed since you read it (your ETag {header} is stale; it is now {current}). "
-              "Reload it and apply your change again.", 412)
+    digest = _digest(_read_bytes(path))
+    if not (asked.contains(digest) or asked.contains(digest + NXS_TAG)):
+        _fail(f"{path.name} was changed since you read it (your ETag {request.headers['If-Match']} is stale or "
+              f"weak; it is now {quote_etag(digest)}). Reload it and apply your change again.", 412)
 
 
 @contextmanager
@@ -323,7 +330,13 @@ def list_folder():
 
 
 def _wants_hdf5() -> bool:
-    """The .nxs file only when asked for by name: a client that takes anything (*/*) gets JSON."""
+    """``?format=nxs`` (the download link), or asked for by name in Accept: a client that takes anything
+    (*/*) gets JSON."""
+    asked = request.args.get("format")
+    if asked not in (None, "", "json", "nxs"):
+        _fail(f"unknown format {asked!r}: json (the editor's document) or nxs (Savu's file)")
+    if asked:
+        return asked == "nxs"
     return request.accept_mimetypes.best_match(["application/json", HDF5], default="application/json") == HDF5
 
 
@@ -334,19 +347,19 @@ def get_list(user_path: str):
         return _listing(path)
     path = _existing(user_path)
     content = _read_bytes(path)
-    etag = _etag_of_bytes(content)
-    if etag in _tags(request.headers.get("If-None-Match", "")):
+    wants_hdf5 = _wants_hdf5()
+    tag = _digest(content) + (NXS_TAG if wants_hdf5 else "")
+    if request.if_none_match.contains_weak(tag):  # RFC 9110: If-None-Match compares weakly
         response = Response(status=304)
-        response.headers["ETag"] = etag
-        return response
-    if _wants_hdf5():
+    elif wants_hdf5:
         response = Response(content, mimetype=HDF5)
-        response.headers["ETag"] = etag
         response.headers["Content-Disposition"] = f"attachment; filename=\"{path.name}\""
-        return response
-    process_list = read_process_list_bytes(content, path.name, _catalogue())
-    response = jsonify(document(process_list, path, etag))
-    response.headers["ETag"] = etag
+    else:
+        process_list = read_process_list_bytes(content, path.name, _catalogue())
+        response = jsonify(document(process_list, path, quote_etag(tag)))
+    response.set_etag(tag)
+    # Two representations at one URL: caches must key them by Accept, and revalidate before reuse.
+    response.vary.add("Accept")
     response.headers["Cache-Control"] = "no-cache"
     return response
 
