@@ -12,20 +12,31 @@ without the environment and property prefixes: an absolute target name as writte
 else the name relative to the linking file's folder.
 
 For VDS and external storage HDF5 does the reading, so every place it might look is checked: the name as
-written (if absolute), relative to the file's folder, and relative to the server's working directory. If
-any of those exists outside the roots the read is refused. HDF5_EXT_PREFIX, HDF5_VDS_PREFIX and
-HDF5_EXTFILE_PREFIX would add places, so every reader removes them from its environment at start.
+written (if absolute), relative to the file's folder, and relative to the server's working directory; a
+printf-style VDS source name (``series_%b.h5``) stands for every file it can match there. If any of those
+exists outside the roots the read is refused. Inside each source file the source dataset's path is walked
+as HDF5 will walk it, so a soft or external link or a nested VDS there is checked the same way.
+HDF5_EXT_PREFIX, HDF5_VDS_PREFIX and HDF5_EXTFILE_PREFIX would add places, so every reader removes them
+from its environment at start.
 """
 from __future__ import annotations
 
+import glob
 import os
+import posixpath
+import re
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import h5py
 
+from .errors import UserError
 from .sandbox import Roots, SandboxError
 
 PREFIX_VARIABLES = ("HDF5_EXT_PREFIX", "HDF5_VDS_PREFIX", "HDF5_EXTFILE_PREFIX", "HDF5_PLUGIN_PRELOAD")
+#: Links and nested virtual datasets followed from one dataset before its read is refused.
+MAX_SOURCE_HOPS = 32
 
 
 def clear_hdf5_prefixes(environ=os.environ) -> None:
@@ -70,23 +81,145 @@ def external_link_target(roots: Roots, linking_file: Path, link: h5py.ExternalLi
     return None
 
 
-def check_dataset_sources(roots: Roots, file_path: Path, dataset: h5py.Dataset, where: str) -> list[Path]:
-    """Refuse reading a dataset whose VDS sources or external raw files could lie outside the roots.
+def check_dataset_sources(roots: Roots, file_path: Path, dataset: h5py.Dataset, where: str, *,
+                          open_file: Callable[[Path], h5py.File] | None = None) -> list[Path]:
+    """Refuse reading a dataset when any file HDF5 could open to read it lies outside the roots.
 
-    Returns the source files found (inside the roots) so callers can include them in ETags.
+    HDF5 opens, by its own search rules: the dataset's external raw files; its VDS source files, where a
+    printf-style name (``series_%b.h5``) stands for every file it matches; and in each source file,
+    whatever the source dataset's path leads to (soft and external links, a VDS of its own).
+    ``open_file`` opens a source file (already checked) for that walk; by default h5py opens it for the
+    call. Returns the files found (all inside the roots) so callers can include them in ETags.
     """
-    names: list[str] = []
-    if dataset.is_virtual:
-        names += [source.file_name for source in dataset.virtual_sources() if source.file_name != "."]
-    if dataset.external:
-        names += [entry[0] for entry in dataset.external]
-    found: list[Path] = []
-    for name in dict.fromkeys(names):
-        for candidate in candidates(file_path, name, with_cwd=True):
-            if candidate.exists():
-                real = Path(os.path.realpath(candidate))
-                if not inside_roots(roots, real):
-                    raise SandboxError(f"{where} reads its values from {name}, which is outside your folders; "
-                                    "hebi does not read it", 403)
+    with ExitStack() as stack:
+        if open_file is None:
+            def open_file(path: Path) -> h5py.File:
+                return stack.enter_context(h5py.File(path, "r", locking=False))
+        check = _SourceCheck(roots, where, open_file)
+        check.dataset(file_path, dataset, 0)
+        return list(check.found)
+
+
+class _SourceCheck:
+    """One walk over the files HDF5 would open to read one dataset."""
+
+    def __init__(self, roots: Roots, where: str, open_file: Callable[[Path], h5py.File]):
+        self.roots = roots
+        self.where = where
+        self.open_file = open_file
+        self.found: dict[Path, None] = {}
+        self.walked: set[tuple[Path, str]] = set()
+
+    def _deeper(self, depth: int) -> None:
+        if depth > MAX_SOURCE_HOPS:
+            raise SandboxError(f"{self.where} reads its values through more than {MAX_SOURCE_HOPS} links and "
+                               "virtual datasets in a row; hebi does not read it", 403)
+
+    def dataset(self, file_path: Path, dataset: h5py.Dataset, depth: int) -> None:
+        self._deeper(depth)
+        if dataset.external:
+            for entry in dataset.external:
+                self.files(file_path, entry[0])
+        if dataset.is_virtual:
+            sources = {(source.file_name, source.dset_name) for source in dataset.virtual_sources()}
+            for file_name, dset_name in sorted(sources):
+                for source_file in [file_path] if file_name == "." else self.files(file_path, file_name):
+                    self.source(source_file, dset_name, depth + 1)
+
+    def files(self, linking_file: Path, name: str) -> list[Path]:
+        """The files HDF5 could open for ``name`` (named in ``linking_file``); any outside refuses."""
+        found: list[Path] = []
+        for candidate in candidates(linking_file, name, with_cwd=True):
+            for path in _printf_matches(candidate) if "%" in name else [candidate]:
+                if not path.exists():
+                    continue
+                real = Path(os.path.realpath(path))
+                if not inside_roots(self.roots, real):
+                    which = "" if path.name == os.path.basename(name) else f" (as {path.name})"
+                    raise SandboxError(f"{self.where} reads its values from {name}{which}, which is outside "
+                                       "your folders; hebi does not read it", 403)
                 found.append(real)
-    return found
+                self.found[real] = None
+        return list(dict.fromkeys(found))
+
+    def source(self, file_path: Path, dset_name: str, depth: int) -> None:
+        if (file_path, dset_name) in self.walked:
+            return
+        self.walked.add((file_path, dset_name))
+        try:
+            h5 = self.open_file(file_path)
+        except (OSError, UserError):  # HDF5 cannot open it either, and reads the fill value instead
+            return
+        self.walk(file_path, h5, dset_name, depth)
+
+    def walk(self, file_path: Path, h5: h5py.File, path: str, depth: int) -> None:
+        """Follow ``path`` in ``h5`` one link at a time, as HDF5 will, checking every file it leads to."""
+        self._deeper(depth)
+        group = h5["/"]
+        parts = [part for part in path.split("/") if part]
+        for index, part in enumerate(parts):
+            rest = "/".join(parts[index + 1:])
+            if "%" in part:  # HDF5 expands %b in source dataset names too: walk every member it matches
+                for name in _printf_members(group, part):
+                    self.walk(file_path, h5, posixpath.join(group.name, name, rest), depth + 1)
+                return
+            try:
+                link = group.get(part, getlink=True)
+            except (KeyError, OSError, RuntimeError):
+                return  # nothing HDF5 can follow either
+            if isinstance(link, h5py.SoftLink):
+                target = posixpath.join(group.name, link.path)  # an absolute link.path replaces group.name
+                self.walk(file_path, h5, posixpath.join(target, rest), depth + 1)
+                return
+            if isinstance(link, h5py.ExternalLink):
+                for target_file in self.files(file_path, link.filename):
+                    self.source(target_file, posixpath.join(link.path, rest), depth + 1)
+                return
+            if not isinstance(link, h5py.HardLink):
+                return  # dangling or user-defined: HDF5 reads the fill value
+            try:
+                obj = group.get(part)
+            except (KeyError, OSError, RuntimeError):
+                return
+            if isinstance(obj, h5py.Dataset) and not rest:
+                self.dataset(file_path, obj, depth + 1)
+            if not isinstance(obj, h5py.Group):
+                return
+            group = obj
+
+
+_PRINTF = re.compile(r"%(.)", re.DOTALL)
+
+
+def _printf_parts(text: str) -> tuple[str, str]:
+    """A printf-style VDS name as (glob pattern, regular expression): ``%b`` is the block number
+    (decimal digits), ``%%`` a literal ``%``. HDF5 refuses other specifiers; they are taken literally."""
+    globbed, regex, position = [], [], 0
+    for match in _PRINTF.finditer(text):
+        literal = text[position:match.start()]
+        globbed.append(glob.escape(literal))
+        regex.append(re.escape(literal))
+        if match.group(1) == "b":
+            globbed.append("*")
+            regex.append("[0-9]+")
+        else:
+            kept = "%" if match.group(1) == "%" else match.group(0)
+            globbed.append(glob.escape(kept))
+            regex.append(re.escape(kept))
+        position = match.end()
+    globbed.append(glob.escape(text[position:]))
+    regex.append(re.escape(text[position:]))
+    return "".join(globbed), "".join(regex)
+
+
+def _printf_matches(pattern: Path) -> list[Path]:
+    """Every existing file a printf-style source name can stand for, and the name as written."""
+    globbed, regex = _printf_parts(str(pattern))
+    expression = re.compile(regex)
+    return [pattern, *(Path(path) for path in sorted(glob.glob(globbed)) if expression.fullmatch(path))]
+
+
+def _printf_members(group: h5py.Group, part: str) -> list[str]:
+    expression = re.compile(_printf_parts(part)[1])
+    literal = [part] if part in group else []  # what an external link's path names (never expanded)
+    return literal + [name for name in group.keys() if expression.fullmatch(name) and name != part]

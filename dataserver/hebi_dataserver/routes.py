@@ -171,7 +171,8 @@ def paths():
 def _dataset_and_selection(resolver: Resolver):
     entity = resolver.locate(request.args.get("path"))
     dataset = entity.require_dataset()
-    sources = check_dataset_sources(resolver.roots, entity.file.path, dataset, entity.path)
+    sources = check_dataset_sources(resolver.roots, entity.file.path, dataset, entity.path,
+                                    open_file=lambda path: resolver.open(path, resolver.roots.to_ref(path)).h5)
     selection = parse_selection(request.args.get("selection"), dataset.shape)
     extra = []
     for source in sources:

@@ -172,3 +172,91 @@ def test_an_external_link_to_a_damaged_file_does_not_hide_its_siblings(dataserve
     children = dataserver.get("/data/meta?file=data/master.nxs&path=/").json["children"]
     assert {c["name"]: c["kind"] for c in children} == {"broken": "external_link", "fine": "dataset"}
     assert_json_error(dataserver.get("/data/data?file=data/master.nxs&path=/broken"), 422, "broken.h5")
+
+
+# -- another user's folder, reached through the sources of a virtual dataset --------------------------
+
+@pytest.fixture
+def bob(tmp_path):
+    """Another user's folder beside alice's roots, holding a multi-file series of his."""
+    folder = tmp_path / "bob"
+    folder.mkdir()
+    for i in range(2):
+        with h5py.File(folder / f"series_{i}.h5", "w") as f:
+            f["data"] = np.full((2, 4), 1000 + i, dtype="f8")
+    return folder
+
+
+def write_printf_vds(path, source_pattern: str, dataset: str = "data") -> None:
+    """A VDS over a file series named printf-style (``series_%b.h5``, %b the block number), as detectors
+    write them: the virtual dataset grows by one (2, 4) block per source file HDF5 finds."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    virtual = h5py.h5s.create_simple((0, 4), (h5py.h5s.UNLIMITED, 4))
+    virtual.select_hyperslab((0, 0), (h5py.h5s.UNLIMITED, 1), (2, 1), (2, 4))
+    dcpl.set_virtual(virtual, source_pattern.encode(), dataset.encode(), h5py.h5s.create_simple((2, 4)))
+    dcpl.set_fill_value(np.array(-1.0))
+    with h5py.File(path, "w") as f:
+        h5py.h5d.create(f.id, b"v", h5py.h5t.NATIVE_DOUBLE, virtual, dcpl=dcpl)
+
+
+def assert_nothing_of_bob(answer):
+    assert b"1000" not in answer.data and b"1001" not in answer.data
+
+
+def test_printf_style_vds_sources_in_another_users_folder_are_refused(dataserver, data_dir, bob):
+    relative = os.path.relpath(bob, data_dir)
+    write_printf_vds(data_dir / "rel.h5", f"{relative}/series_%b.h5")
+    write_printf_vds(data_dir / "abs.h5", f"{bob}/series_%b.h5")
+    for name in ("rel.h5", "abs.h5"):
+        for query in (f"/data/data?file=data/{name}&path=/v", f"/data/stats?file=data/{name}&path=/v",
+                      f"/data/data?file=data/{name}&path=/v&format=bin", f"/data/data?file=data/{name}&path=/v&size=2"):
+            answer = dataserver.get(query)
+            assert_json_error(answer, 403, "series_%b.h5", "outside")
+            assert_nothing_of_bob(answer)
+    # One symlink in alice's own series that leads to bob's file is enough to refuse the whole series.
+    with h5py.File(data_dir / "series_0.h5", "w") as f:
+        f["data"] = np.zeros((2, 4))
+    os.symlink(bob / "series_1.h5", data_dir / "series_1.h5")
+    write_printf_vds(data_dir / "own.h5", "series_%b.h5")
+    answer = dataserver.get("/data/data?file=data/own.h5&path=/v")
+    assert_json_error(answer, 403, "series_1.h5", "outside")
+    assert_nothing_of_bob(answer)
+
+
+def test_printf_style_vds_sources_inside_the_roots_are_read(dataserver, data_dir):
+    (data_dir / "scan").mkdir()
+    for i in range(3):
+        with h5py.File(data_dir / "scan" / f"frames_{i}%.h5", "w") as f:
+            f["data"] = np.full((2, 4), i, dtype="f8")
+    write_printf_vds(data_dir / "scan.h5", "scan/frames_%b%%.h5")  # %% is a literal %
+    answer = dataserver.get("/data/data?file=data/scan.h5&path=/v")
+    assert answer.status_code == 200, answer.json
+    assert answer.json == [[i] * 4 for i in (0, 0, 1, 1, 2, 2)]
+
+
+def test_vds_source_dataset_that_is_a_link_out_of_its_file_is_refused(dataserver, data_dir, bob):
+    # alice's own part.h5 looks harmless, but the dataset the VDS names in it is an external link to bob's
+    # file, or a virtual dataset over it; HDF5 would follow either while reading the VDS.
+    with h5py.File(data_dir / "part.h5", "w") as f:
+        f["data"] = h5py.ExternalLink(str(bob / "series_0.h5"), "/data")
+        f["via_soft"] = h5py.SoftLink("/data")
+        layout = h5py.VirtualLayout(shape=(2, 4), dtype="f8")
+        layout[:] = h5py.VirtualSource(str(bob / "series_1.h5"), "data", shape=(2, 4))
+        f.create_virtual_dataset("nested", layout)
+    for source in ("data", "via_soft", "nested"):
+        layout = h5py.VirtualLayout(shape=(2, 4), dtype="f8")
+        layout[:] = h5py.VirtualSource("part.h5", source, shape=(2, 4))
+        with h5py.File(data_dir / f"vds_{source}.h5", "w") as f:
+            f.create_virtual_dataset("v", layout, fillvalue=-1)
+        answer = dataserver.get(f"/data/data?file=data/vds_{source}.h5&path=/v")
+        assert_json_error(answer, 403, "outside")
+        assert_nothing_of_bob(answer)
+    # The same trick inside the VDS's own file (source file ".").
+    with h5py.File(data_dir / "self.h5", "w") as f:
+        f["hidden"] = h5py.ExternalLink(str(bob / "series_0.h5"), "/data")
+        layout = h5py.VirtualLayout(shape=(2, 4), dtype="f8")
+        layout[:] = h5py.VirtualSource(".", "hidden", shape=(2, 4))
+        f.create_virtual_dataset("v", layout, fillvalue=-1)
+    answer = dataserver.get("/data/data?file=data/self.h5&path=/v")
+    assert_json_error(answer, 403, "outside")
+    assert_nothing_of_bob(answer)
