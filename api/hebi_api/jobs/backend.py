@@ -17,8 +17,9 @@ from typing import Protocol
 
 from hebi_common.errors import UserError
 
+from .states import JobState
+
 QUEUED, RUNNING, ENDED, MISSING = "queued", "running", "ended", "missing"
-REASONS = ("finished", "failed", "cancelled", "timeout", "lost")
 
 
 class ClusterUnavailable(UserError):
@@ -49,7 +50,7 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class JobEnd:
-    reason: str  # one of REASONS
+    reason: JobState  # one of FINAL_STATES
     exit_code: int | None = None
     signal: str | None = None  # e.g. "SIGKILL"
     wall_time: float | None = None  # seconds

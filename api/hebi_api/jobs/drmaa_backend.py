@@ -37,6 +37,7 @@ from .backend import (
     run_client_command,
     signal_name,
 )
+from .states import JobState
 
 FAILED_TIME_LIMIT = 37
 FAILED_KILLED = 100
@@ -101,21 +102,21 @@ def end_from_accounting(record: AccountingRecord, cancel_requested: bool) -> Job
     exit_status = record.exit_status
     wall = record.wallclock if record.start_time else 0.0
     if record.failed == FAILED_TIME_LIMIT:
-        return JobEnd("timeout", exit_code=None, signal="SIGKILL", wall_time=wall,
+        return JobEnd(JobState.TIMEOUT, exit_code=None, signal="SIGKILL", wall_time=wall,
                       message="killed at its time limit (GridEngine h_rt)")
     if record.failed == FAILED_KILLED:
         if cancel_requested:
-            return JobEnd("cancelled", signal=signal_name(exit_status - 128) if exit_status > 128 else None,
+            return JobEnd(JobState.CANCELLED, signal=signal_name(exit_status - 128) if exit_status > 128 else None,
                           wall_time=wall)
-        return JobEnd("failed", signal=signal_name(exit_status - 128) if exit_status > 128 else None, wall_time=wall,
+        return JobEnd(JobState.FAILED, signal=signal_name(exit_status - 128) if exit_status > 128 else None, wall_time=wall,
                       message="killed by GridEngine (its execution daemon stopped, or an admin deleted the job)")
     if record.failed:
-        return JobEnd("failed", exit_code=None, wall_time=wall,
+        return JobEnd(JobState.FAILED, exit_code=None, wall_time=wall,
                       message=f"GridEngine could not run the job: failed {record.failed_text.strip()}")
     if exit_status > 128:
-        return JobEnd("cancelled" if cancel_requested else "failed", signal=signal_name(exit_status - 128),
+        return JobEnd(JobState.CANCELLED if cancel_requested else JobState.FAILED, signal=signal_name(exit_status - 128),
                       wall_time=wall)
-    return JobEnd("finished" if exit_status == 0 else "failed", exit_code=exit_status, wall_time=wall)
+    return JobEnd(JobState.FINISHED if exit_status == 0 else JobState.FAILED, exit_code=exit_status, wall_time=wall)
 
 
 class DrmaaBackend:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .backend import ENDED, MISSING, QUEUED, RUNNING, BackendStatus, JobEnd, JobRef, JobSpec, QueueInfo
 from .local_shim import process_start_ticks, write_json
+from .states import JobState
 
 LAUNCH_GRACE = 10.0  # seconds a launch may take before it is considered cut short
 
@@ -189,12 +190,12 @@ class LocalBackend:
             return BackendStatus(MISSING)
         state = _read_json(folder / "state.json")
         if state and "ended_at" in state:
-            end = JobEnd(reason=state.get("reason", "failed"), exit_code=state.get("exit_code"),
+            end = JobEnd(reason=JobState(state.get("reason", JobState.FAILED)), exit_code=state.get("exit_code"),
                          signal=state.get("signal"), wall_time=state.get("wall_time"),
                          message=state.get("message", ""))
             return BackendStatus(ENDED, started_at=state.get("started_at"), end=end)
         if state is None and (folder / "cancel").exists():
-            return BackendStatus(ENDED, end=JobEnd("cancelled", message="cancelled before it started"))
+            return BackendStatus(ENDED, end=JobEnd(JobState.CANCELLED, message="cancelled before it started"))
         if self._waiting(folder):
             return BackendStatus(QUEUED)
         if self._supervisor_alive(folder, state):
@@ -203,7 +204,7 @@ class LocalBackend:
         if state and "ended_at" in state:
             return self._status(backend_id)
         return BackendStatus(ENDED, started_at=(state or {}).get("started_at"), end=JobEnd(
-            "lost", message="the job's supervisor process ended without recording how the job ended "
+            JobState.LOST, message="the job's supervisor process ended without recording how the job ended "
                             "(was the machine restarted?)"))
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from hebi_common.atomic import atomic_write
 
+from .states import JobState
+
 
 def write_json(path: Path, value: dict) -> None:
     with atomic_write(path, text=True) as out:
@@ -39,7 +41,7 @@ def main(folder: str) -> int:
     spec = json.loads((job / "spec.json").read_text())
     state = {"shim_pid": os.getpid(), "shim_ticks": process_start_ticks(os.getpid()), "started_at": time.time()}
     if (job / "cancel").exists():
-        write_json(job / "state.json", {**state, "ended_at": time.time(), "reason": "cancelled",
+        write_json(job / "state.json", {**state, "ended_at": time.time(), "reason": JobState.CANCELLED,
                                         "message": "cancelled before it started"})
         return 0
     memory = int(spec.get("memory_mb") or 0)
@@ -53,7 +55,7 @@ def main(folder: str) -> int:
             child = subprocess.Popen(spec["command"], cwd=spec["workdir"], env=spec["env"], stdin=subprocess.DEVNULL,
                                      stdout=out, stderr=err, start_new_session=True, preexec_fn=limit_memory)
     except OSError as error:
-        write_json(job / "state.json", {**state, "ended_at": time.time(), "reason": "failed", "exit_code": 127,
+        write_json(job / "state.json", {**state, "ended_at": time.time(), "reason": JobState.FAILED, "exit_code": 127,
                                         "message": f"could not start {spec['command'][0]}: {error.strerror}"})
         return 0
     state["pgid"] = child.pid
@@ -94,14 +96,14 @@ def main(folder: str) -> int:
     else:
         result["exit_code"] = returncode
     if timed_out:
-        result["reason"] = "timeout"
+        result["reason"] = JobState.TIMEOUT
         result["message"] = f"killed at its time limit of {int(float(spec['time_limit']))} s"
     elif (job / "cancel").exists():
-        result["reason"] = "cancelled"
+        result["reason"] = JobState.CANCELLED
     elif returncode == 0:
-        result["reason"] = "finished"
+        result["reason"] = JobState.FINISHED
     else:
-        result["reason"] = "failed"
+        result["reason"] = JobState.FAILED
     write_json(job / "state.json", result)
     return 0
 

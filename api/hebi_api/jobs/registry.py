@@ -16,9 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-ACTIVE_STATES = ("submitting", "queued", "running", "unknown")
-FINAL_STATES = ("finished", "failed", "cancelled", "timeout", "lost")
-STATES = ACTIVE_STATES + FINAL_STATES
+from .states import ACTIVE_STATES
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

@@ -11,9 +11,9 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, str
 
 from ..bodies import json_body
 from ..state import hebi
-from .registry import STATES
 from .savu import log_tail, parse_request
 from .service import JOB_FOLDER, JobService
+from .states import ACTIVE_STATES, JobState
 
 blueprint = Blueprint("jobs", __name__)
 STREAM_SECONDS = 300  # an event stream ends after this; EventSource reconnects by itself (Last-Event-ID)
@@ -42,7 +42,7 @@ def public(job: dict) -> dict:
         "preview": summary.get("preview"),
         "progress": job["progress"], "progress_text": job["progress_text"],
         "submitted_at": job["submitted_at"], "started_at": job["started_at"], "ended_at": job["ended_at"],
-        "end": None if job["state"] not in ("finished", "failed", "cancelled", "timeout", "lost") else {
+        "end": None if not JobState(job["state"]).final else {
             "reason": job["state"], "exit_code": job["exit_code"], "signal": job["signal"],
             "wall_time": job["wall_time"]},
         "cancel_requested": job["cancel_requested_at"] is not None,
@@ -82,8 +82,8 @@ def list_jobs():
     jobs.refresh(force=request.args.get("refresh") in ("1", "true", "yes"))
     states = [state for state in request.args.get("state", "").split(",") if state]
     for state in states:
-        if state not in STATES:
-            abort(400, description=f"unknown state {state!r} (one of {', '.join(STATES)})")
+        if state not in set(JobState):
+            abort(400, description=f"unknown state {state!r} (one of {', '.join(JobState)})")
     mode = request.args.get("mode") or None
     if mode not in (None, "preview", "full"):
         abort(400, description=f"unknown mode {mode!r}: preview or full")
@@ -149,7 +149,7 @@ def job_log(job_id: str):
                 quiet_since = time.monotonic()
             else:
                 current = jobs.registry.get(job_id)
-                if current and current["state"] not in ("submitting", "queued", "running", "unknown"):
+                if current and current["state"] not in ACTIVE_STATES:
                     chunk, offset = _read_from(path, offset)
                     if chunk:
                         yield _event("log", {"text": chunk})

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from .backend import ENDED, MISSING, QUEUED, RUNNING, ClusterBackend, ClusterUnavailable, JobRef, JobSpec, make_backend
-from .registry import ACTIVE_STATES, JobRegistry
+from .registry import JobRegistry
 from .savu import SavuJobRequest, job_command, read_progress, run_folder_name, write_preview_copy
+from .states import ACTIVE_STATES, JobState
 
 log = logging.getLogger("hebi.jobs")
 JOB_FOLDER = ".hebi"  # inside the output folder: the job's stdout/stderr and preview list
@@ -93,7 +94,7 @@ class JobService:
         record = {
             "id": job_id, "name": request.name or request.process_list.stem, "mode": request.mode,
             "backend": backend_name, "queue": request.queue if backend_name != "local" else "local",
-            "state": "submitting", "submitted_at": now,
+            "state": JobState.SUBMITTING, "submitted_at": now,
             "process_list": request.refs["process_list"], "dataset": request.refs["dataset"],
             "output": request.refs["output"], "run_dir": str(request.output / folder), "job_dir": str(job_dir),
             "spec": {**spec_extra, "command": command, "scheduler_name": spec.name,
@@ -111,7 +112,7 @@ class JobService:
                 self.unavailable[backend_name] = error.reason
             raise
         self.unavailable.pop(backend_name, None)
-        self.registry.update(job_id, backend_id=backend_id, state="queued")
+        self.registry.update(job_id, backend_id=backend_id, state=JobState.QUEUED)
         self._ensure_poller()
         self._notify()
         return self.registry.get(job_id)
@@ -182,7 +183,7 @@ class JobService:
                 if not job["backend_id"]:
                     # "submitting" with no scheduler id: the API died between recording and submitting.
                     if now - job["submitted_at"] > 60:
-                        updates.append((job["id"], {"state": "lost", "ended_at": now, "message":
+                        updates.append((job["id"], {"state": JobState.LOST, "ended_at": now, "message":
                                         "the API stopped while submitting this job; it never reached the scheduler"}))
                     continue
                 status = answers.get(job["backend_id"])
@@ -207,20 +208,20 @@ class JobService:
             since = job["missing_since"] or now
             if now - since >= self.config.lost_after:
                 if job["cancel_requested_at"]:
-                    return {"state": "cancelled", "ended_at": now, "message": "cancelled"}, {}
-                return {"state": "lost", "ended_at": now, "message":
+                    return {"state": JobState.CANCELLED, "ended_at": now, "message": "cancelled"}, {}
+                return {"state": JobState.LOST, "ended_at": now, "message":
                         f"the scheduler has no record of this job (missing for {int(now - since)} s)"}, {}
             if job["cancel_requested_at"] and job["started_at"] is None:
                 # GridEngine keeps no accounting record of a job deleted while queued.
-                return {"state": "cancelled", "ended_at": now, "message": "cancelled before it started"}, {}
+                return {"state": JobState.CANCELLED, "ended_at": now, "message": "cancelled before it started"}, {}
             return {}, ({"missing_since": now} if job["missing_since"] is None else {})
         bookkeeping = {"missing_since": None} if job["missing_since"] is not None else {}
         if status.state == QUEUED:
-            if job["state"] != "queued" or job["message"] != status.message:
-                change.update(state="queued", message=status.message)
+            if job["state"] != JobState.QUEUED or job["message"] != status.message:
+                change.update(state=JobState.QUEUED, message=status.message)
         elif status.state == RUNNING:
-            if job["state"] != "running":
-                change.update(state="running", message=status.message, started_at=status.started_at or now)
+            if job["state"] != JobState.RUNNING:
+                change.update(state=JobState.RUNNING, message=status.message, started_at=status.started_at or now)
             percent, text = read_progress(Path(job["run_dir"]), job["spec"].get("plugins", 0))
             if percent is not None and (percent != job["progress"] or text != job["progress_text"]):
                 change.update(progress=percent, progress_text=text)
@@ -228,14 +229,14 @@ class JobService:
             end = status.end
             percent, text = read_progress(Path(job["run_dir"]), job["spec"].get("plugins", 0))
             reason = end.reason
-            if reason == "cancelled" and not job["cancel_requested_at"]:
-                reason, message = "failed", end.message or "cancelled by the scheduler or an administrator"
+            if reason == JobState.CANCELLED and not job["cancel_requested_at"]:
+                reason, message = JobState.FAILED, end.message or "cancelled by the scheduler or an administrator"
             else:
                 message = end.message
             started = status.started_at or job["started_at"]
             change.update(state=reason, exit_code=end.exit_code, signal=end.signal, wall_time=end.wall_time,
                           message=message, started_at=started, ended_at=now if not job["ended_at"] else job["ended_at"],
-                          progress=100.0 if reason == "finished" else percent, progress_text=text)
+                          progress=100.0 if reason == JobState.FINISHED else percent, progress_text=text)
             if end.wall_time is not None and started:
                 change["ended_at"] = started + end.wall_time
         return change, bookkeeping

@@ -35,14 +35,16 @@ from .backend import (
     run_client_command,
     signal_name,
 )
+from .states import JobState
 
 LAUNCHER = '#!/bin/sh\n# hebi: run the job\'s argument list as given, without a shell parsing it\nexec "$@"\n'
 PENDING_STATES = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SUSPENDED",
                   "STOPPED", "RESIZING", "SIGNALING", "STAGE_OUT"}
 RUNNING_STATES = {"RUNNING", "COMPLETING"}
-REASON_BY_STATE = {"COMPLETED": "finished", "FAILED": "failed", "TIMEOUT": "timeout", "CANCELLED": "cancelled",
-                   "OUT_OF_MEMORY": "failed", "NODE_FAIL": "failed", "BOOT_FAIL": "failed", "DEADLINE": "timeout",
-                   "PREEMPTED": "failed", "REVOKED": "failed", "SPECIAL_EXIT": "failed", "LAUNCH_FAILED": "failed"}
+REASON_BY_STATE = {"COMPLETED": JobState.FINISHED, "FAILED": JobState.FAILED, "TIMEOUT": JobState.TIMEOUT,
+                   "CANCELLED": JobState.CANCELLED, "DEADLINE": JobState.TIMEOUT,
+                   **dict.fromkeys(("OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "PREEMPTED", "REVOKED", "SPECIAL_EXIT",
+                                    "LAUNCH_FAILED"), JobState.FAILED)}
 MESSAGES = {"OUT_OF_MEMORY": "killed: it used more memory than it asked for",
             "NODE_FAIL": "its node failed", "BOOT_FAIL": "its node failed to boot",
             "TIMEOUT": "killed at its time limit", "DEADLINE": "killed at its deadline",
@@ -196,12 +198,12 @@ class SlurmBackend:
 
 def _end(record: dict) -> JobEnd:
     state = record["state"]
-    reason = REASON_BY_STATE.get(state, "failed")
+    reason = REASON_BY_STATE.get(state, JobState.FAILED)
     exit_code = record.get("exit")
     sig = signal_name(record.get("signal") or 0)
-    if reason == "finished" and exit_code not in (0, None):
-        reason = "failed"
-    if reason in ("cancelled", "timeout"):
+    if reason == JobState.FINISHED and exit_code not in (0, None):
+        reason = JobState.FAILED
+    if reason in (JobState.CANCELLED, JobState.TIMEOUT):
         exit_code = None
     return JobEnd(reason, exit_code=exit_code, signal=sig, wall_time=record.get("elapsed"),
                   message=MESSAGES.get(state, ""))
