@@ -12,6 +12,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from hebi_runner.errors import RunnerError
+
 CHUNK_CACHE_BYTES = 64 * 1024 * 1024
 
 
@@ -20,12 +22,36 @@ def data_stem(path: Path) -> str:
     return path.name.split(".")[0] or "data"
 
 
+def file_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be one file name inside a folder (None when it can, or when it is unset)."""
+    if name in (None, ""):
+        return None
+    text = str(name)
+    if "/" in text or "\\" in text or "\x00" in text or text in (".", "..") or len(text) > 200:
+        return f"'{text}' must be a plain file name, not a path"
+    return None
+
+
+def inside(folder: Path, name: str) -> Path:
+    """``folder/name``, refused unless it stays inside ``folder`` (symlinks resolved): every output path
+    the runner writes is built here, whatever the process list says."""
+    problem = file_name_problem(name) or (None if name else "an empty name")
+    if problem:
+        raise RunnerError(f"refusing to write {problem}")
+    path = folder / name
+    real, base = os.path.realpath(path), os.path.realpath(folder)
+    if os.path.dirname(real) != base:
+        raise RunnerError(f"refusing to write {name}: it would lie outside the run folder {folder.name}")
+    return path
+
+
 def output_folder(out_root: Path, data_path: Path, folder: str | None) -> Path:
     if folder:
-        if "/" in folder or folder in (".", ".."):
-            raise ValueError(f"output folder name '{folder}' must be a plain name, not a path")
-        return out_root / folder
-    return out_root / f"{time.strftime('%Y%m%d%H%M%S')}_{data_stem(data_path)}"
+        problem = file_name_problem(folder)
+        if problem:
+            raise ValueError(f"output folder name {problem}")
+        return inside(out_root, folder)
+    return inside(out_root, f"{time.strftime('%Y%m%d%H%M%S')}_{data_stem(data_path)}")
 
 
 class UserLog:
@@ -119,8 +145,8 @@ def _describe(group: h5py.Group, written: WrittenDataset, out_dir: Path) -> None
 def write_master(out_dir: Path, stem: str, finals: list[WrittenDataset], intermediates: list[WrittenDataset],
                  inputs: list[tuple[str, Path, str | None]], process_list: Path | None) -> Path:
     """``<stem>_processed.nxs``: the process list as run, links to the input and every output."""
-    target = out_dir / f"{stem}_processed.nxs"
-    temp = out_dir / f".{target.name}.tmp"
+    target = inside(out_dir, f"{stem}_processed.nxs")
+    temp = inside(out_dir, f".{target.name}.tmp")
     with h5py.File(temp, "w") as f:
         f.attrs["default"] = "entry"
         entry = f.create_group("entry")

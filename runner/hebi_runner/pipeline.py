@@ -25,6 +25,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from hebi_common.savu.parameters import dataset_name_problem, run_value
 from hebi_runner import output as out
 from hebi_runner.errors import Killed, PluginRefused, RunnerError
 from hebi_runner.loaders import LOADERS, LoadedData
@@ -173,16 +174,25 @@ def _catalogue_defaults(name: str) -> tuple[dict[str, Any], dict[str, Any] | Non
     plugin = bundled_catalogue().get(name)
     if plugin is None:
         return {}, None
-    return {p["name"]: p["default"] for p in plugin.parameters}, {"needs_gpu": plugin.needs_gpu,
-                                                                   "module": plugin.module, "kind": plugin.kind}
+    return {p["name"]: p["default"] for p in plugin.parameters}, {
+        "needs_gpu": plugin.needs_gpu, "module": plugin.module, "kind": plugin.kind,
+        "definitions": {p["name"]: p for p in plugin.parameters}}
 
 
-def _none(value: Any) -> Any:
-    if value == "None":
-        return None
-    if isinstance(value, list):
-        return [_none(v) for v in value]
-    return value
+def _run_params(defaults: dict[str, Any], stored: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    """Defaults, then the stored values as the editor reads them (hebi_common.savu.run_value)."""
+    return {**defaults, **{k: run_value(v, definitions.get(k)) for k, v in stored.items()}}
+
+
+def _dataset_problems(where: str, names: list[str]) -> list[str]:
+    """Dataset names become file names: only Savu's plain identifiers (checked again here, whatever
+    wrote the list)."""
+    problems = []
+    for name in names:
+        problem = dataset_name_problem("dataset", name)
+        if problem:
+            problems.append(f"{where}: {problem}")
+    return problems
 
 
 # -- checking ----------------------------------------------------------------------------------------
@@ -201,10 +211,11 @@ def plan(plugins: list[PluginSpec], loops: list[LoopSpec]) -> tuple[PluginSpec, 
     if loader.name not in LOADERS:
         raise PluginRefused(f"plugin {position} ({loader.name}): loader not supported by hebi's runner "
                             f"(supported: {', '.join(LOADERS)})")
-    loader = PluginSpec(loader.name, {**defaults, **{k: _none(v) for k, v in loader.params.items()}},
+    loader = PluginSpec(loader.name, _run_params(defaults, loader.params, facts["definitions"]),
                         loader.module or facts["module"])
     steps: list[Step] = []
     main_name = str(loader.params.get("name") or loader.params.get("dataset_name") or "tomo")
+    problems += _dataset_problems(f"plugin {position} ({loader.name})", [main_name])
     for position, spec in active[1:]:
         defaults, facts = _catalogue_defaults(spec.name)
         where = f"plugin {position} ({spec.name})"
@@ -228,9 +239,9 @@ def plan(plugins: list[PluginSpec], loops: list[LoopSpec]) -> tuple[PluginSpec, 
             problems.append(f"{where}: parameter(s) {', '.join(unknown)} are not valid for {spec.name} "
                             "(re-save the list in the configurator)")
             continue
-        params = {**defaults, **{k: _none(v) for k, v in spec.params.items()}}
+        params = _run_params(defaults, spec.params, facts["definitions"])
         try:
-            tuned, combos = combinations(params)
+            tuned, combos = combinations(params, facts["definitions"])
         except (ValueError, TypeError) as exc:
             problems.append(f"{where}: a tuned parameter cannot be expanded ({exc})")
             continue
@@ -241,6 +252,12 @@ def plan(plugins: list[PluginSpec], loops: list[LoopSpec]) -> tuple[PluginSpec, 
             out_names = []
         else:
             out_names = [str(n) for n in (params.get("out_datasets") or [])][:1] or [in_names[0]]
+        named = [*in_names, *out_names, *[str(n) for n in (params.get("datasets_to_populate") or [])]]
+        file_problem = out.file_name_problem(params.get("prefix")) if adapter.kind == "images" else None
+        bad = _dataset_problems(where, named) + ([f"{where}: prefix: {file_problem}"] if file_problem else [])
+        if bad:
+            problems += bad
+            continue
         steps.append(Step(position, len(steps) + 1, PluginSpec(spec.name, params, spec.module or facts["module"]),
                           adapter, params, tuned, combos, in_names, out_names))
     positions = {s.position for s in steps}
@@ -411,7 +428,7 @@ class Runner:
         tuning = state.tuning + step.tuned
         full_shape = tuple(out_shape) + tuple(len(values) for _, values in tuning)
         name = step.out_names[0]
-        final = self.out_dir / out.h5_name(name, step.number, step.spec.module)
+        final = out.inside(self.out_dir, out.h5_name(name, step.number, step.spec.module))
         partial = final.with_name(f".{final.name}.part")
         group = out.group_name(step.number, step.spec.name, name)
         axis = step.adapter.axis(step.combos[0])
@@ -502,7 +519,7 @@ class Runner:
         self.centre = broadcast
         names = step.out_names + ["cor_broadcast"] * (2 - len(step.out_names))
         for name, values, label in ((names[0], found, "preview"), (names[1], broadcast, "broadcast")):
-            final = self.out_dir / out.h5_name(name, step.number, step.spec.module)
+            final = out.inside(self.out_dir, out.h5_name(name, step.number, step.spec.module))
             group = out.group_name(step.number, step.spec.name, name)
             partial = final.with_name(f".{final.name}.part")
             handle, dataset = out.create_output(partial, step.number, step.spec.name, name, (len(values), 1),
@@ -520,7 +537,7 @@ class Runner:
     def _run_images(self, step: Step, state: DataState) -> None:
         info, params = state.info, step.combos[0]
         axis = step.adapter.axis(params)
-        folder = self.out_dir / f"{step.spec.name}_{step.number}"
+        folder = out.inside(self.out_dir, f"{step.spec.name}_{step.number}")
         folder.mkdir(parents=True, exist_ok=True)
         prefix = params.get("prefix") or f"img_{out.data_stem(self.loaded.input_path)}"
         tasks = []
@@ -571,7 +588,7 @@ def run_pipeline(data: str | os.PathLike[str], plugins: list[PluginSpec], out_fo
     log = out.UserLog(out_dir / "run_log" / "user.log", options.echo)
     log.message("User Log Started")
     if process_list_path is not None:
-        shutil.copy(process_list_path, out_dir / "run_log" / Path(process_list_path).name)
+        shutil.copy(process_list_path, out.inside(out_dir / "run_log", Path(process_list_path).name))
     log.message(f"Running hebi-runner on {data_path.name}: {len(steps)} plugin(s), data "
                 f"{'x'.join(str(n) for n in loaded.shape)} (angles x rows x columns)")
     log.message("Plugin list check complete!")

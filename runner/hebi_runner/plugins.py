@@ -8,6 +8,7 @@ process one block of slices. ``check`` refuses, before any work, what the runner
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from hebi_runner import algorithms
 from hebi_runner.errors import PluginRefused
 from hebi_runner.expressions import ExpressionError, evaluate
+from hebi_runner.output import inside
 
 DEFAULT_LOG_FUNC = "np.nan_to_num(-np.log(sino))"
 
@@ -426,7 +428,7 @@ class TiffSaver(Adapter):
         for i in range(block.shape[axis]):
             index = (slice(None),) * axis + (i,)
             name = f"{context['prefix']}{context['suffix']}_{first + i:05d}.tiff"
-            tifffile.imwrite(f"{folder}/{name}", np.ascontiguousarray(block[index], dtype=np.float32))
+            tifffile.imwrite(inside(Path(folder), name), np.ascontiguousarray(block[index], dtype=np.float32))
         return None
 
 

@@ -1,41 +1,28 @@
 """Parameter tuning as Savu expands it (savu/plugins/utils.py convert_multi_params): a string with ``;``
 is a list of values (``"86;87;88"``), and ``"start:stop:step;"`` is ``numpy.arange`` (stop excluded);
-every combination of tuned values is run and kept."""
+every combination of tuned values is run and kept. The values are read by ``hebi_common.savu``, the
+code the editor checks them with, so ``"True;False"`` runs True then False and ``"None;1"`` None then 1."""
 from __future__ import annotations
 
 import itertools
-import json
 from typing import Any
 
-import numpy as np
+from hebi_common.savu.parameters import NOT_TUNABLE, is_tuning, run_values
 
-NOT_TUNABLE = {"preview", "in_datasets", "out_datasets", "log_func", "angles"}
-
-
-def _literal(text: str) -> Any:
-    text = text.strip()
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+__all__ = ["NOT_TUNABLE", "combinations", "tuned_values"]
 
 
-def tuned_values(name: str, value: Any) -> list[Any] | None:
+def tuned_values(name: str, value: Any, definition: dict[str, Any] | None = None) -> list[Any] | None:
     """The list of values a tuned parameter takes, or None when ``value`` is a single value."""
-    if name in NOT_TUNABLE or not isinstance(value, str) or ";" not in value:
-        return None
-    pieces = [p for p in value.split(";") if p.strip()]
-    if pieces and ":" in pieces[0] and "{" not in pieces[0]:
-        bounds = [float(_literal(p)) for p in pieces[0].split(":")]
-        values = np.arange(*bounds)
-        return [int(v) if float(v).is_integer() and all(float(b).is_integer() for b in bounds) else float(v)
-                for v in values]
-    return [_literal(p) for p in pieces]
+    return run_values(name, value, definition) if is_tuning(name, value) else None
 
 
-def combinations(params: dict[str, Any]) -> tuple[list[tuple[str, list[Any]]], list[dict[str, Any]]]:
+def combinations(params: dict[str, Any], definitions: dict[str, dict[str, Any]] | None = None
+                 ) -> tuple[list[tuple[str, list[Any]]], list[dict[str, Any]]]:
     """(tuned parameters with their values, one parameter dict per combination) in Savu's order."""
-    tuned = [(name, values) for name, value in params.items() if (values := tuned_values(name, value))]
+    definitions = definitions or {}
+    tuned = [(name, values) for name, value in params.items()
+             if (values := tuned_values(name, value, definitions.get(name)))]
     if not tuned:
         return [], [dict(params)]
     combos = []

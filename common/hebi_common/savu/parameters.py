@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from . import preview as _preview
+
 BASIC_TYPES = ("int", "float", "str", "bool", "list", "dict", "None", "filepath", "dir", "h5path",
                "yamlfilepath", "nptype", "preview", "filename")
 TYPE_WORDS = {"int": "integer", "float": "float/integer", "str": "string", "bool": "boolean", "list": "list",
@@ -165,8 +167,12 @@ def looks_like_tuning_range(value: Any) -> bool:
 
 # -- parameter tuning -----------------------------------------------------------------------------
 
+#: Parameters whose ``;`` is never tuning: previews, dataset names and Savu's expressions.
+NOT_TUNABLE = ("preview", "in_datasets", "out_datasets", "log_func", "angles")
+
+
 def is_tuning(name: str, value: Any) -> bool:
-    return name != "preview" and isinstance(value, str) and ";" in value
+    return name not in NOT_TUNABLE and isinstance(value, str) and ";" in value
 
 
 def expand_tuning(name: str, text: str) -> list[Any]:
@@ -201,61 +207,30 @@ def expand_tuning(name: str, text: str) -> list[Any]:
     return [savu_value(piece) for piece in pieces]
 
 
-# -- previews -------------------------------------------------------------------------------------
-
-_PREVIEW_WORDS = {"start", "mid", "end"}
-
-
-def _preview_expression(text: str) -> bool:
-    """Digits, operators and only the words start/mid/end, evaluating to a number (with all three 0)."""
-    if not re.fullmatch(r"(start|mid|end|[^a-zA-Z])+", text):
-        return False
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError:
-        return False
-    allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Load, ast.operator,
-               ast.unaryop)
-    for node in ast.walk(tree):
-        if not isinstance(node, allowed):
-            return False
-        if isinstance(node, ast.Name) and node.id not in _PREVIEW_WORDS:
-            return False
-        if isinstance(node, ast.Constant) and (isinstance(node.value, bool) or
-                                               not isinstance(node.value, (int, float))):
-            return False
-    return True
-
+# -- previews: one grammar (preview.py) for the editor, job submission and the runner -------------
 
 def preview_entry_problem(entry: Any) -> str | None:
-    if isinstance(entry, bool):
-        return f"{entry!r} is not a preview entry"
-    if isinstance(entry, (int, float)):
-        return None
-    if isinstance(entry, list):
-        return None if entry and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in entry) \
-            else f"{entry!r}: a list entry must hold numbers"
-    if not isinstance(entry, str):
-        return f"{entry!r} is not a preview entry"
-    text = entry.replace(" ", "")
-    if text in (":", "::", ":::", "::::"):
-        return None
-    if text.count(":") > 3:
-        return f"{entry!r} has more than start:stop:step:chunk"
-    pieces = [piece for piece in text.split(":") if piece]
-    if not pieces or not all(_preview_expression(piece) for piece in pieces):
-        return (f"{entry!r} is not start[:stop[:step[:chunk]]] made of numbers and the words start, mid "
-                "and end")
-    return None
+    return _preview.entry_problem(entry)
 
 
 def preview_problem(value: Any) -> str | None:
-    if not isinstance(value, list):
-        return "a preview is a list with one entry per dimension, e.g. [\":\", \"mid\", \":\"]"
-    for dim, entry in enumerate(value, start=1):
-        problem = preview_entry_problem(entry)
-        if problem:
-            return f"dimension {dim}: {problem}"
+    return _preview.preview_problem(value)
+
+
+# -- dataset names ----------------------------------------------------------------------------------
+
+#: Savu names datasets with plain identifiers, and the runner and Savu make file names of them.
+DATASET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+DATASET_PARAMETERS = ("in_datasets", "out_datasets")
+
+
+def dataset_name_problem(name: str, value: Any) -> str | None:
+    """Why a dataset name (or list of them) in ``name`` is refused; None when every one is a plain
+    identifier such as ``tomo`` or ``cor_preview``."""
+    for item in value if isinstance(value, list) else [value]:
+        if not isinstance(item, str) or not DATASET_NAME.fullmatch(item):
+            return (f"The parameter '{name}' holds {item!r}, which is not a dataset name: use letters, digits "
+                    "and '_', starting with a letter or '_' (e.g. tomo, cor_preview).")
     return None
 
 
@@ -379,9 +354,37 @@ def value_problem(name: str, value: Any, definition: dict[str, Any]) -> str | No
             if problem:
                 return f"{problem} (tuning value {item!r} of {value!r})"
         return None
-    if name == "preview" and isinstance(value, str) and ";" in value:
-        return "The parameter 'preview' cannot be tuned (no ';' values)."
+    if name in NOT_TUNABLE and isinstance(value, str) and ";" in value:
+        return f"The parameter '{name}' cannot be tuned (no ';' values)."
+    if name in DATASET_PARAMETERS:
+        problem = dataset_name_problem(name, value)
+        if problem:
+            return problem
     return _single_problem(name, value, definition)
+
+
+# -- what a run receives ------------------------------------------------------------------------------
+
+def run_value(value: Any, definition: dict[str, Any] | None = None) -> Any:
+    """The value a plugin runs with for a stored (or tuned) value the editor accepts: "None" is None
+    and "true"/"false" on a boolean parameter are booleans, as the editor's type check reads them."""
+    if value == "None":
+        return None
+    if isinstance(value, list):
+        return [None if item == "None" else item for item in value]
+    if isinstance(value, str) and value.strip().lower() in ("true", "false") and definition is not None:
+        dtype = parse_dtype(definition["dtype"])
+        if matches(dtype, True) and not matches(dtype, "text"):
+            return value.strip().lower() == "true"
+    return value
+
+
+def run_values(name: str, value: Any, definition: dict[str, Any] | None = None) -> list[Any]:
+    """Every value a run takes for one parameter: one value, or each tuned value, as run_value reads it.
+    ValueError (naming the parameter) for a tuning text the editor would refuse."""
+    if is_tuning(name, value):
+        return [run_value(item, definition) for item in expand_tuning(name, value)]
+    return [run_value(value, definition)]
 
 
 # -- display: dependencies, levels and numbering --------------------------------------------------

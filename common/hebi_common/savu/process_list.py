@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -206,6 +207,7 @@ def read_process_list(path: str | os.PathLike[str], catalogue: Catalogue | None 
     import h5py
     path = Path(path)
     try:
+        _check_file_size(path.stat().st_size, path.name)
         handle = h5py.File(path, "r")
     except FileNotFoundError:
         raise ProcessListError(f"{path.name}: no such file", 404) from None
@@ -215,10 +217,65 @@ def read_process_list(path: str | os.PathLike[str], catalogue: Catalogue | None 
         return _read_guarded(handle, path.name, catalogue or default_catalogue())
 
 
+#: What one list may expand to when read: Savu's lists are a few hundred kilobytes.
+MAX_LIST_BYTES = 64 * 1024 * 1024
+MAX_LIST_OBJECTS = 10_000
+
+
+def _check_file_size(size: int, label: str) -> None:
+    # Variable-length strings live uncompressed in the file, so this bounds what they expand to.
+    if size > MAX_LIST_BYTES:
+        raise ProcessListError(f"{label} is {size // 2**20} MiB; a Savu process list is far smaller (at most "
+                               f"{MAX_LIST_BYTES // 2**20} MiB are read)", 413)
+
+
+def check_layout(handle, label: str) -> None:
+    """Refuse, before any value is read, a file that is not made the way Savu makes lists: a link of any
+    kind (an external link would read another file, another user's list even), a dataset whose values
+    live in other files (virtual or external storage), or datasets (or chunks) that would expand beyond
+    MAX_LIST_BYTES. Walks the links themselves, never following one."""
+    import h5py
+    total, seen = 0, 0
+    groups = [("", handle)]
+    while groups:
+        where, group = groups.pop()
+        for name in group:
+            seen += 1
+            if seen > MAX_LIST_OBJECTS:
+                raise ProcessListError(f"{label} holds more than {MAX_LIST_OBJECTS} objects; a Savu process list "
+                                       "holds a few hundred", 413)
+            path = f"{where}/{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise ProcessListError(f"{label}: {path} is an external link to {link.filename}; a Savu process "
+                                       "list holds no links, so hebi does not follow it", 422)
+            if isinstance(link, h5py.SoftLink):
+                raise ProcessListError(f"{label}: {path} is a soft link to {link.path}; a Savu process list "
+                                       "holds no links", 422)
+            child = group[name]
+            if isinstance(child, h5py.Group):
+                groups.append((path, child))
+                continue
+            if not isinstance(child, h5py.Dataset):
+                continue
+            if child.is_virtual or child.external:
+                raise ProcessListError(f"{label}: {path} reads its values from other files; a Savu process "
+                                       "list holds its own values", 422)
+            itemsize = child.dtype.itemsize
+            size = (child.size or 0) * itemsize
+            chunk = math.prod(child.chunks) * itemsize if child.chunks else 0
+            total += size
+            if max(size, chunk, total) > MAX_LIST_BYTES:
+                raise ProcessListError(f"{label}: {path} would expand to more than {MAX_LIST_BYTES // 2**20} MiB "
+                                       "when read; a Savu process list is far smaller, so hebi does not read it",
+                                       413)
+
+
 def _read_guarded(handle, label: str, catalogue: Catalogue) -> ProcessList:
     """Any surprise inside a file (a group where a dataset should be, an unreadable value) is the file's
     problem, said as such, never a crash of the caller."""
     try:
+        check_layout(handle, label)
         return _read_open_file(handle, label, catalogue)
     except ProcessListError:
         raise
@@ -231,6 +288,7 @@ def read_process_list_bytes(content: bytes, label: str, catalogue: Catalogue | N
     import io
 
     import h5py
+    _check_file_size(len(content), label)
     if not content.startswith(b"\x89HDF\r\n\x1a\n"):
         raise ProcessListError(f"{label} is not an HDF5 file, so it cannot be a Savu process list")
     try:
