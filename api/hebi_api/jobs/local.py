@@ -63,8 +63,8 @@ class LocalBackend:
         return {ref.backend_id: self._status(ref.backend_id) for ref in jobs}
 
     def cancel(self, ref: JobRef) -> None:
-        folder = self.spool / ref.backend_id
-        if not folder.is_dir():
+        folder = self._folder(ref.backend_id)
+        if folder is None or not folder.is_dir():
             return
         (folder / "cancel").touch()
         state = _read_json(folder / "state.json")
@@ -184,9 +184,16 @@ class LocalBackend:
         except OSError:
             return False
 
+    def _folder(self, backend_id: str) -> Path | None:
+        """The spool folder of a job; None for an id that is not a plain name (the id comes from the
+        registry, which is not trusted to keep a job inside the spool)."""
+        if not backend_id or "/" in backend_id or backend_id.startswith("."):
+            return None
+        return self.spool / backend_id
+
     def _status(self, backend_id: str) -> BackendStatus:
-        folder = self.spool / backend_id
-        if not (folder / "spec.json").exists():
+        folder = self._folder(backend_id)
+        if folder is None or not (folder / "spec.json").exists():
             return BackendStatus(MISSING)
         state = _read_json(folder / "state.json")
         if state and "ended_at" in state:

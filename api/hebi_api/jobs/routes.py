@@ -9,6 +9,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
 
+from hebi_common.sandbox import SandboxError
+
 from ..bodies import json_body
 from ..state import hebi
 from .savu import log_tail, parse_request
@@ -120,8 +122,8 @@ def _log_path(job: dict, which: str) -> Path:
     if which not in LOG_STREAMS:
         abort(400, description=f"unknown log {which!r}: stdout, stderr or user (Savu's run_log/user.log)")
     if which == "user":
-        return Path(job["run_dir"]) / "run_log" / "user.log"
-    return Path(job["spec"][which])
+        return service().job_file(Path(job["run_dir"]) / "run_log" / "user.log", "user.log")
+    return service().job_file(job["spec"].get(which, ""), which)
 
 
 @blueprint.get("/jobs/<job_id>/log")
@@ -165,13 +167,14 @@ def job_log(job_id: str):
 
 def _read_from(path: Path, offset: int) -> tuple[str, int]:
     try:
-        with open(path, "rb") as handle:
+        # Not through a symlink put there after the path was checked.
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as handle:
             size = handle.seek(0, os.SEEK_END)
             if size < offset:
                 offset = 0
             handle.seek(offset)
             data = handle.read(min(size - offset, 1024 * 1024))
-    except FileNotFoundError:
+    except OSError:  # not there yet, or a symlink
         return "", offset
     end = data.rfind(b"\n") + 1  # whole lines only; the rest comes with the next read
     return data[:end].decode("utf-8", "replace"), offset + end
@@ -182,7 +185,7 @@ def job_outputs(job_id: str):
     """Files the run wrote (its run folder), as <root>/<path> names the file browser understands."""
     job = _job_or_404(job_id)
     roots = hebi("context").roots
-    run_dir = Path(job["run_dir"])
+    run_dir = service().job_file(job["run_dir"], "run folder")
     files = []
     if run_dir.is_dir():
         for folder, subfolders, names in os.walk(run_dir):
@@ -190,10 +193,11 @@ def job_outputs(job_id: str):
             for name in sorted(names):
                 path = Path(folder) / name
                 try:
+                    ref = roots.to_ref(path)  # a symlink leading out of the roots is not listed
                     stat = path.stat()
-                except OSError:
+                except (OSError, SandboxError):
                     continue
-                files.append({"path": roots.to_ref(path), "size": stat.st_size, "modified": int(stat.st_mtime)})
+                files.append({"path": ref, "size": stat.st_size, "modified": int(stat.st_mtime)})
                 if len(files) >= 5000:
                     break
     return jsonify(job=job_id, run_folder=_ref_or_none(roots, str(run_dir)), exists=run_dir.is_dir(), files=files)

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hebi_common.sandbox import SandboxError
+
 from .backend import ENDED, MISSING, QUEUED, RUNNING, ClusterBackend, ClusterUnavailable, JobRef, JobSpec, make_backend
 from .registry import JobRegistry
 from .savu import SavuJobRequest, job_command, read_progress, run_folder_name, write_preview_copy
@@ -46,6 +48,29 @@ class JobService:
         #: backend name -> reason it could not be reached at the last poll (absent = reachable)
         self.unavailable: dict[str, str] = {}
         self.changed = threading.Condition()
+
+    # -- files of a job -------------------------------------------------------------------------------
+
+    def job_file(self, path: str | Path, what: str) -> Path:
+        """A path the registry holds for a job (run folder, logs), resolved inside the user's roots.
+
+        The registry is a file in the user's own storage, so nothing read from it is trusted: a row
+        edited to point at /etc or at another user's folder, or a log replaced by a symlink leading
+        out, is refused (403) instead of opened."""
+        if not path:
+            raise SandboxError(f"this job has no {what}", 404)
+        try:
+            return self.roots.resolve_ref(self.roots.to_ref(Path(path)))[1]
+        except SandboxError:
+            raise SandboxError(f"the job's {what} is not in your folders", 403) from None
+
+    def _progress(self, job: dict) -> tuple[float | None, str]:
+        """Progress from the run's user.log, only while that log is in the user's roots."""
+        try:
+            self.job_file(Path(job["run_dir"]) / "run_log" / "user.log", "user.log")
+        except SandboxError:
+            return None, ""
+        return read_progress(Path(job["run_dir"]), job["spec"].get("plugins", 0))
 
     # -- backends -------------------------------------------------------------------------------------
 
@@ -222,12 +247,12 @@ class JobService:
         elif status.state == RUNNING:
             if job["state"] != JobState.RUNNING:
                 change.update(state=JobState.RUNNING, message=status.message, started_at=status.started_at or now)
-            percent, text = read_progress(Path(job["run_dir"]), job["spec"].get("plugins", 0))
+            percent, text = self._progress(job)
             if percent is not None and (percent != job["progress"] or text != job["progress_text"]):
                 change.update(progress=percent, progress_text=text)
         elif status.state == ENDED:
             end = status.end
-            percent, text = read_progress(Path(job["run_dir"]), job["spec"].get("plugins", 0))
+            percent, text = self._progress(job)
             reason = end.reason
             if reason == JobState.CANCELLED and not job["cancel_requested_at"]:
                 reason, message = JobState.FAILED, end.message or "cancelled by the scheduler or an administrator"
