@@ -82,20 +82,23 @@ def external_link_target(roots: Roots, linking_file: Path, link: h5py.ExternalLi
 
 
 def check_dataset_sources(roots: Roots, file_path: Path, dataset: h5py.Dataset, where: str, *,
-                          open_file: Callable[[Path], h5py.File] | None = None) -> list[Path]:
+                          open_file: Callable[[Path], h5py.File] | None = None,
+                          each_dataset: Callable[[Path, h5py.Dataset], None] | None = None) -> list[Path]:
     """Refuse reading a dataset when any file HDF5 could open to read it lies outside the roots.
 
     HDF5 opens, by its own search rules: the dataset's external raw files; its VDS source files, where a
     printf-style name (``series_%b.h5``) stands for every file it matches; and in each source file,
     whatever the source dataset's path leads to (soft and external links, a VDS of its own).
     ``open_file`` opens a source file (already checked) for that walk; by default h5py opens it for the
-    call. Returns the files found (all inside the roots) so callers can include them in ETags.
+    call. ``each_dataset(file, dataset)`` is called for the dataset and every source dataset reached,
+    for checks of the caller's own (e.g. how big their chunks are). Returns the files found (all inside
+    the roots) so callers can include them in ETags.
     """
     with ExitStack() as stack:
         if open_file is None:
             def open_file(path: Path) -> h5py.File:
                 return stack.enter_context(h5py.File(path, "r", locking=False))
-        check = _SourceCheck(roots, where, open_file)
+        check = _SourceCheck(roots, where, open_file, each_dataset)
         check.dataset(file_path, dataset, 0)
         return list(check.found)
 
@@ -103,10 +106,12 @@ def check_dataset_sources(roots: Roots, file_path: Path, dataset: h5py.Dataset, 
 class _SourceCheck:
     """One walk over the files HDF5 would open to read one dataset."""
 
-    def __init__(self, roots: Roots, where: str, open_file: Callable[[Path], h5py.File]):
+    def __init__(self, roots: Roots, where: str, open_file: Callable[[Path], h5py.File],
+                 each_dataset: Callable[[Path, h5py.Dataset], None] | None):
         self.roots = roots
         self.where = where
         self.open_file = open_file
+        self.each_dataset = each_dataset
         self.found: dict[Path, None] = {}
         self.walked: set[tuple[Path, str]] = set()
 
@@ -117,6 +122,8 @@ class _SourceCheck:
 
     def dataset(self, file_path: Path, dataset: h5py.Dataset, depth: int) -> None:
         self._deeper(depth)
+        if self.each_dataset is not None:
+            self.each_dataset(file_path, dataset)
         if dataset.external:
             for entry in dataset.external:
                 self.files(file_path, entry[0])
@@ -223,3 +230,116 @@ def _printf_members(group: h5py.Group, part: str) -> list[str]:
     expression = re.compile(_printf_parts(part)[1])
     literal = [part] if part in group else []  # what an external link's path names (never expanded)
     return literal + [name for name in group.keys() if expression.fullmatch(name) and name != part]
+
+
+# -- for programs that run on a user's files (the runner) ------------------------------------------
+
+JOB_ROOTS_VARIABLE = "HEBI_JOB_ROOTS"
+
+
+def job_roots(environ, reads: list[Path], writes: Path) -> Roots:
+    """The roots a job may use: ``HEBI_JOB_ROOTS`` (JSON ``{"data": {"path": "/abs", "writable": false},
+    ...}``, set by the API for every job) or, when it is absent (someone running the program by hand),
+    the folders in ``reads`` read-only and ``writes`` writable. ValueError when the variable is malformed."""
+    import json
+
+    from .sandbox import Root
+    text = environ.get(JOB_ROOTS_VARIABLE)
+    if text is None:
+        made = [Root(f"read{index}", Path(os.path.realpath(folder)), False) for index, folder in enumerate(reads)]
+        return Roots([Root("output", Path(os.path.realpath(writes)), True), *made])
+    try:
+        described = json.loads(text)
+        made = [Root(str(name), Path(os.path.realpath(root["path"])), root.get("writable") is True)
+                for name, root in described.items() if os.path.isabs(root["path"])]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise ValueError(f"{JOB_ROOTS_VARIABLE} must be a JSON object {{name: {{\"path\": absolute path, "
+                         "\"writable\": true/false}}}}") from None
+    if len(made) != len(described) or not made:
+        raise ValueError(f"{JOB_ROOTS_VARIABLE} must name at least one root, each with an absolute path")
+    return Roots(made)
+
+
+def confined_path(roots: Roots, path: Path, what: str, *, for_writing: bool = False) -> Path:
+    """``path`` with symlinks resolved, refused (SandboxError 403) unless it lies in one of the roots, a
+    writable one for writing."""
+    real = Path(os.path.realpath(path))
+    for root in roots:
+        if (real == root.path or root.path in real.parents) and (root.writable or not for_writing):
+            return real
+    kind = "writable folders" if for_writing else "folders"
+    raise SandboxError(f"{what} {path} is outside the job's {kind}; hebi does not "
+                       f"{'write' if for_writing else 'read'} it", 403)
+
+
+class ConfinedFile:
+    """An HDF5 file whose objects are found with every link resolved here, inside the roots: soft and
+    external links are walked one at a time (HDF5 never follows one), and a dataset is handed out only
+    when the files its values come from (VDS sources, external raw files) lie inside the roots too.
+    ``locate`` gives the file and link-free path of a dataset, which other processes can then open
+    directly without any link left to follow."""
+
+    def __init__(self, roots: Roots, path: Path, what: str):
+        self.roots = roots
+        self.path = confined_path(roots, path, what)
+        self._stack = ExitStack()
+        self._files: dict[Path, h5py.File] = {}
+        self.handle = self._open(self.path)
+
+    def _open(self, path: Path) -> h5py.File:
+        if path not in self._files:
+            self._files[path] = self._stack.enter_context(h5py.File(path, "r"))
+        return self._files[path]
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> ConfinedFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def locate(self, inner: str) -> tuple[Path, str, h5py.HLObject] | None:
+        """(real file, path without links, object) for ``inner``; None when nothing is there."""
+        file_path, h5, parts, hops = self.path, self.handle, [p for p in inner.split("/") if p], 0
+        group, index = h5["/"], 0
+        while index < len(parts):
+            try:
+                link = group.get(parts[index], getlink=True)
+            except (KeyError, OSError, RuntimeError):
+                return None
+            rest = parts[index + 1:]
+            if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+                hops += 1
+                if hops > MAX_SOURCE_HOPS:
+                    raise SandboxError(f"/{inner} in {self.path.name} goes through more than {MAX_SOURCE_HOPS} "
+                                       "links; hebi does not follow them", 403)
+                if isinstance(link, h5py.SoftLink):
+                    target = posixpath.join(group.name, link.path)  # an absolute path replaces it
+                else:
+                    where = f"/{'/'.join(parts[:index + 1])} in {file_path.name}"
+                    found = external_link_target(self.roots, file_path, link, where)
+                    if found is None:
+                        return None
+                    file_path, h5, target = found, self._open(found), link.path
+                parts, group, index = [p for p in target.split("/") if p] + rest, h5["/"], 0
+                continue
+            if not isinstance(link, h5py.HardLink):
+                return None
+            obj = group.get(parts[index])
+            index += 1
+            if index < len(parts):
+                if not isinstance(obj, h5py.Group):
+                    return None
+                group = obj
+            else:
+                if isinstance(obj, h5py.Dataset):
+                    check_dataset_sources(self.roots, file_path, obj, f"/{inner} in {self.path.name}",
+                                          open_file=self._open)
+                return file_path, "/" + "/".join(parts), obj
+        return file_path, "/", h5["/"]
+
+    def get(self, inner: str) -> h5py.HLObject | None:
+        found = self.locate(inner)
+        return None if found is None else found[2]

@@ -1,7 +1,9 @@
 """``hebi-runner DATA PROCESS_LIST OUT_FOLDER``: Savu's command line for the options that matter here.
 
 Exit codes: 0 done, 1 failed while running (see run_log/user.log), 2 refused before any work
-(unsupported plugin or parameter, unreadable data), 3 stopped by a killsignal file.
+(unsupported plugin or parameter, unreadable data, a file outside the job's folders), 3 stopped by a
+killsignal file. On failure the last stderr line is ``hebi-runner: <reason>``, one line naming the
+plugin, parameter or file; a run that failed while running ends its user.log with the same line.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import json
 import sys
 
 from hebi_runner.errors import RunnerError
-from hebi_runner.pipeline import RunOptions, run_process_list
+from hebi_runner.pipeline import RunOptions, one_line, run_process_list
 
 
 def _preview(text: str):
@@ -38,10 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_process_list(args.data, args.process_list, args.out_folder, options)
     except RunnerError as exc:
-        print(f"hebi-runner: {exc}", file=sys.stderr)
+        # The last stderr line is the reason, on one line: the job's message shows it.
+        print(f"hebi-runner: {one_line(str(exc))}", file=sys.stderr)
         return 2
     if result.status == "failed":
-        print(f"hebi-runner: run failed: {result.error} (see {result.out_dir}/run_log/user.log)", file=sys.stderr)
+        print(f"hebi-runner: {result.error}", file=sys.stderr)
         return 1
     print(f"hebi-runner: {result.status}: {result.out_dir}")
     return 3 if result.status == "killed" else 0

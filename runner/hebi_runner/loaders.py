@@ -13,11 +13,14 @@ from typing import Any
 import h5py
 import numpy as np
 
+from hebi_common.confine import ConfinedFile, confined_path
+from hebi_common.sandbox import Roots, SandboxError
 from hebi_runner.errors import DataError, PluginRefused
 from hebi_runner.expressions import ExpressionError, evaluate
 from hebi_runner.preview import PreviewError, preview_indices
 
 AXES = ["rotation_angle", "detector_y", "detector_x"]
+MAX_SMALL_BYTES = 1024 * 1024 * 1024
 
 
 @dataclass
@@ -120,30 +123,41 @@ def _mean_frames(frames: np.ndarray, rows: np.ndarray, columns: np.ndarray, scal
     return (frames.mean(axis=0)[np.ix_(rows, columns)] * np.float32(scale)).astype(np.float32)
 
 
-def load_nxtomo(path: Path, params: dict) -> LoadedData:
+def load_nxtomo(path: Path, params: dict, roots: Roots) -> LoadedData:
     plugin = "NxtomoLoader"
+    try:
+        return _load_nxtomo(path, params, roots, plugin)
+    except SandboxError as exc:
+        raise DataError(f"{plugin}: {exc.message}") from None
+
+
+def _load_nxtomo(path: Path, params: dict, roots: Roots, plugin: str) -> LoadedData:
     if params.get("3d_to_4d"):
         raise PluginRefused(f"{plugin}.3d_to_4d: 4D (time-series) scans are not supported by hebi's runner")
     data_path = str(params.get("data_path") or "entry1/tomo_entry/data/data").strip("/")
+    if not path.exists():
+        raise DataError(f"{plugin}: the data file {path.name} does not exist")
     try:
-        handle = h5py.File(path, "r")
-    except FileNotFoundError:
-        raise DataError(f"{plugin}: the data file {path.name} does not exist") from None
+        handle = ConfinedFile(roots, path, "the data file")
     except OSError as exc:
         raise DataError(f"{plugin}: {path.name} is not a readable HDF5/NeXus file ({exc})") from None
     with handle:
         try:
-            data = handle[data_path]
+            found = handle.locate(data_path)
         except (KeyError, OSError):
+            found = None
+        if found is None:
             raise DataError(f"{plugin}.data_path: {path.name} has no dataset at /{data_path}") from None
+        data_file, data_inner, data = found
         if not isinstance(data, h5py.Dataset) or data.ndim != 3:
             raise DataError(f"{plugin}.data_path: /{data_path} in {path.name} should be a 3D dataset "
                             f"(frames, rows, columns), found {getattr(data, 'shape', 'a group')}")
         n_frames, n_rows, n_columns = data.shape
         keys = np.zeros(n_frames, dtype=int)
         key_path = params.get("image_key_path")
-        if key_path and str(key_path).strip("/") in handle:
-            keys = np.asarray(handle[str(key_path).strip("/")][()]).astype(int).ravel()
+        key_data = handle.get(str(key_path).strip("/")) if key_path else None
+        if isinstance(key_data, h5py.Dataset):
+            keys = np.asarray(_small(key_data, f"{plugin}.image_key_path")).astype(int).ravel()
             if keys.size != n_frames:
                 raise DataError(f"{plugin}.image_key_path: /{key_path} has {keys.size} entries but "
                                 f"/{data_path} has {n_frames} frames")
@@ -158,10 +172,11 @@ def load_nxtomo(path: Path, params: dict) -> LoadedData:
             data[int(frames[-1])]
         except (OSError, ValueError) as exc:
             raise DataError(f"{plugin}: cannot read the projections in {path.name} ({exc})") from None
-        dark = _dark_or_flat(handle, data, keys, 2, params.get("dark"), picks, path, "dark", None)
-        flat = _dark_or_flat(handle, data, keys, 1, params.get("flat"), picks, path, "flat",
+        dark = _dark_or_flat(roots, data, keys, 2, params.get("dark"), picks, path, "dark", None)
+        flat = _dark_or_flat(roots, data, keys, 1, params.get("flat"), picks, path, "flat",
                              params.get("ignore_flats"))
-    reader = NxtomoReader(str(path), data_path, frames, picks[1], picks[2])
+    # Workers open the file and path the links led to: nothing is left for HDF5 to follow there.
+    reader = NxtomoReader(str(data_file), data_inner.strip("/"), frames, picks[1], picks[2])
     shape = (len(frames), len(picks[1]), len(picks[2]))
     return LoadedData(name=str(params.get("name") or "tomo"), reader=reader, shape=shape,
                       angles_deg=angles[picks[0]], rows=picks[1], columns=picks[2], dark=dark, flat=flat,
@@ -175,8 +190,9 @@ def _read_angles(handle, data_path: str, params: dict, keys: np.ndarray, project
     parent = data_path.rsplit("/", 1)[0]
     for candidate in (f"{parent}/rotation_angle", "entry1/tomo_entry/data/rotation_angle",
                       "entry1/tomo_entry/sample/rotation_angle", "entry/data/rotation_angle"):
-        if candidate in handle:
-            values = np.asarray(handle[candidate][()], dtype=np.float64).ravel()
+        found = handle.get(candidate)
+        if isinstance(found, h5py.Dataset):
+            values = np.asarray(_small(found, "NxtomoLoader: rotation_angle"), dtype=np.float64).ravel()
             if values.size == keys.size:
                 return values[projection_frames]
             if values.size == projection_frames.size:
@@ -186,7 +202,17 @@ def _read_angles(handle, data_path: str, params: dict, keys: np.ndarray, project
                     "np.linspace(0, 180, N)")
 
 
-def _dark_or_flat(handle, data, keys: np.ndarray, key: int, setting: Any, picks: list[np.ndarray], path: Path,
+def _small(dataset: h5py.Dataset, what: str) -> np.ndarray:
+    """A dataset read whole (angles, image keys, darks, flats): refused beyond MAX_SMALL_BYTES, so a
+    crafted file cannot make the check expand a huge or highly compressed dataset."""
+    size = dataset.size * dataset.dtype.itemsize
+    if size > MAX_SMALL_BYTES:
+        raise DataError(f"{what}: {dataset.name} holds {size // 2**20} MiB; at most {MAX_SMALL_BYTES // 2**20} MiB "
+                        "are read for it")
+    return dataset[()]
+
+
+def _dark_or_flat(roots: Roots, data, keys: np.ndarray, key: int, setting: Any, picks: list[np.ndarray], path: Path,
                   what: str, ignore_batches: Any) -> np.ndarray | None:
     setting = list(setting) if isinstance(setting, (list, tuple)) else [None, None, 1.0]
     setting += [None, None, 1.0][len(setting):]
@@ -194,8 +220,13 @@ def _dark_or_flat(handle, data, keys: np.ndarray, key: int, setting: Any, picks:
     if other_file not in (None, "", "None"):
         other = (path.parent / str(other_file)) if not os.path.isabs(str(other_file)) else Path(str(other_file))
         try:
-            with h5py.File(other, "r") as f:
-                frames = f[str(other_path).strip("/")][()]
+            with ConfinedFile(roots, other, f"NxtomoLoader.{what}: the file") as f:
+                found = f.get(str(other_path).strip("/"))
+                if not isinstance(found, h5py.Dataset):
+                    raise KeyError(f"no dataset at {other_path}")
+                frames = _small(found, f"NxtomoLoader.{what}")
+        except SandboxError as exc:
+            raise DataError(exc.message) from None
         except (OSError, KeyError) as exc:
             raise DataError(f"NxtomoLoader.{what}: cannot read {other_path} in {other.name} ({exc})") from None
         frames = frames[None] if frames.ndim == 2 else frames
@@ -211,34 +242,45 @@ def _dark_or_flat(handle, data, keys: np.ndarray, key: int, setting: Any, picks:
     return _mean_frames(frames, picks[1] - r0, picks[2], float(scale))
 
 
-def _image_files(folder: Path, prefix: str | None) -> list[Path]:
+def _image_files(roots: Roots, folder: Path, prefix: str | None) -> list[Path]:
+    """The TIFFs in ``folder`` (inside the roots) starting with ``prefix``; each one, symlinks resolved,
+    inside the roots too."""
+    confined_path(roots, folder, "the image folder")
     pattern = re.compile(r".*\.tiff?$", re.IGNORECASE)
     files = sorted(p for p in folder.iterdir() if p.is_file() and pattern.match(p.name)
                    and (not prefix or p.name.startswith(prefix)))
+    for file in files:
+        confined_path(roots, file, "the image")
     return files
 
 
-def _prefixed_images(folder: Path, prefix: str | None, what: str) -> list[Path]:
+def _prefixed_images(roots: Roots, folder: Path, prefix: str | None, what: str) -> list[Path]:
     """Savu's dark_prefix/flat_prefix: a path relative to the data folder whose last part is a prefix."""
     if prefix in (None, "", "None"):
         return []
     target = (folder / str(prefix))
-    files = _image_files(target.parent, target.name) if target.parent.is_dir() else []
+    files = _image_files(roots, target.parent, target.name) if target.parent.is_dir() else []
     if not files:
         raise DataError(f"ImageLoader.{what}_prefix: no TIFF file starting with '{target.name}' "
                         f"in {target.parent.name}/")
     return files
 
 
-def load_images(path: Path, params: dict) -> LoadedData:
+def load_images(path: Path, params: dict, roots: Roots) -> LoadedData:
+    try:
+        return _load_images(path, params, roots, "ImageLoader")
+    except SandboxError as exc:
+        raise DataError(f"ImageLoader: {exc.message}") from None
+
+
+def _load_images(path: Path, params: dict, roots: Roots, plugin: str) -> LoadedData:
     import tifffile
-    plugin = "ImageLoader"
     if int(params.get("frame_dim") or 0) != 0:
         raise PluginRefused(f"{plugin}.frame_dim: only 0 (one projection per file) is supported")
     folder = path if path.is_dir() else path.parent
     if not folder.is_dir():
         raise DataError(f"{plugin}: the data folder {path.name} does not exist")
-    files = _image_files(folder, params.get("data_prefix"))
+    files = _image_files(roots, folder, params.get("data_prefix"))
     if not files:
         raise DataError(f"{plugin}: no TIFF files starting with '{params.get('data_prefix') or ''}' "
                         f"in {folder.name}/")
@@ -261,7 +303,7 @@ def load_images(path: Path, params: dict) -> LoadedData:
     picks = _preview(params, (len(files), n_rows, n_columns), plugin)
 
     def mean_of(prefix: Any, what: str) -> np.ndarray | None:
-        images = _prefixed_images(folder, prefix, what)
+        images = _prefixed_images(roots, folder, prefix, what)
         if not images:
             return None
         try:

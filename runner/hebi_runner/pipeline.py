@@ -11,6 +11,7 @@ in the output folder stops the run after the current plugin.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -25,6 +26,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from hebi_common import confine
+from hebi_common.confine import clear_hdf5_prefixes
+from hebi_common.sandbox import Roots, SandboxError
 from hebi_common.savu.parameters import dataset_name_problem, run_value
 from hebi_runner import output as out
 from hebi_runner.errors import Killed, PluginRefused, RunnerError
@@ -57,6 +61,7 @@ class RunOptions:
     workers: int | None = None  # worker processes; default: the CPUs this process may use
     chunk_bytes: int = 128 * 1024 * 1024  # input bytes per chunk of slices
     echo: Callable[[str], None] | None = None  # also send user.log lines here (the CLI prints them)
+    roots: Roots | None = None  # where the run may read and write; default: job_roots (HEBI_JOB_ROOTS)
 
 
 @dataclass
@@ -323,6 +328,7 @@ class Runner:
         self.records: dict[tuple[int, str], out.WrittenDataset] = {}
         self.consumed: set[tuple[int, str]] = set()
         self.centre: np.ndarray | None = None
+        self.current: Step | None = None  # the step running now, named when it fails
 
     def close(self) -> None:
         if self.pool is not None:
@@ -353,6 +359,7 @@ class Runner:
     def _run_step(self, step: Step, feed: str | None = None) -> None:
         if self._kill_requested():
             raise Killed("Processing interrupted by killsignal")
+        self.current = step
         self.log.message(f"*Running the {step.spec.name} plugin*")
         in_name = feed or step.in_names[0]
         state = self.data[in_name]
@@ -564,6 +571,8 @@ def run_pipeline(data: str | os.PathLike[str], plugins: list[PluginSpec], out_fo
     """Checks, then runs ``plugins`` on ``data``; raises RunnerError (before any work) for what the runner
     refuses. Returns the run's status ("completed", "killed" or "failed") and its outputs."""
     options = options or RunOptions()
+    clear_hdf5_prefixes()  # HDF5 would search these folders too (and spawned workers inherit this)
+    roots = options.roots or _roots(data, None, out_folder)
     started = time.monotonic()
     data_path = Path(data)
     loader, steps, good_loops = plan(plugins, loops or [])
@@ -572,14 +581,17 @@ def run_pipeline(data: str | os.PathLike[str], plugins: list[PluginSpec], out_fo
     workers = max(1, options.workers or len(os.sched_getaffinity(0)))
     pool = start_pool(workers, tuple(step.spec.name for step in steps))  # starts while the data are checked
     try:
-        loaded = LOADERS[loader.name](data_path, loader.params)
+        loaded = LOADERS[loader.name](data_path, loader.params, roots)
         _rehearse(loaded, steps, good_loops)
     except BaseException:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         raise
 
-    out_root = Path(out_folder)
+    try:
+        out_root = confine.confined_path(roots, Path(out_folder), "the output folder", for_writing=True)
+    except SandboxError as exc:
+        raise RunnerError(exc.message) from None
     try:
         out_dir = out.output_folder(out_root, data_path, options.folder)
     except ValueError as exc:
@@ -600,9 +612,11 @@ def run_pipeline(data: str | os.PathLike[str], plugins: list[PluginSpec], out_fo
         status = "killed"
         log.message(str(exc))
     except Exception as exc:  # noqa: BLE001 - any failure ends in user.log, as with Savu
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        where = f"plugin {runner.current.position} ({runner.current.spec.name}) failed: " if runner.current else ""
+        status, error = "failed", one_line(f"{where}{type(exc).__name__}: {exc}")
         log.message("ERROR: " + error)
         log.message(traceback.format_exc().rstrip())
+        log.message(f"hebi-runner: {error}")  # the same last line as on stderr, for the job's message
     finally:
         runner.close()
     finals, inter = runner.finals_and_intermediates()
@@ -615,10 +629,31 @@ def run_pipeline(data: str | os.PathLike[str], plugins: list[PluginSpec], out_fo
     return RunResult(status, out_dir, nxs, {r.name: r.file for r in finals}, runner.centre, elapsed, error)
 
 
+def one_line(text: str) -> str:
+    """A message as the one line a job's row shows: its lines joined, list dashes dropped."""
+    parts = [line.strip().removeprefix("- ").strip() for line in str(text).splitlines()]
+    return "; ".join(part for part in parts if part).replace(":;", ":")
+
+
+def _roots(data, process_list, out_folder) -> Roots:
+    """The job's roots (HEBI_JOB_ROOTS), or the folders holding the data and the list and the output."""
+    reads = [Path(data).absolute().parent] + ([Path(process_list).absolute().parent] if process_list else [])
+    try:
+        return confine.job_roots(os.environ, reads, Path(out_folder))
+    except ValueError as exc:
+        raise RunnerError(str(exc)) from None
+
+
 def run_process_list(data: str | os.PathLike[str], process_list: str | os.PathLike[str],
                      out_folder: str | os.PathLike[str], options: RunOptions | None = None) -> RunResult:
     """What the job backend calls: run a Savu process list file on ``data`` into ``out_folder``."""
     from hebi_common.savu.process_list import read_process_list
+    options = dataclasses.replace(options or RunOptions())
+    options.roots = options.roots or _roots(data, process_list, out_folder)
+    try:
+        confine.confined_path(options.roots, Path(process_list), "the process list")
+    except SandboxError as exc:
+        raise RunnerError(exc.message) from None
     try:
         parsed = read_process_list(process_list)
     except Exception as exc:  # noqa: BLE001 - the reader's own errors carry the message

@@ -79,5 +79,9 @@ def test_a_projection_corrupt_in_the_middle_fails_the_run_clearly(scan, tmp_path
     assert done.returncode == 1
     assert "cannot read raw_00045.tiff as a TIFF image" in done.stderr
     out = tmp_path / "out" / "damaged"
-    assert "ERROR: DataError: ImageLoader: cannot read raw_00045.tiff" in user_log(out)
+    reason = done.stderr.strip().splitlines()[-1]
+    assert reason.startswith("hebi-runner: plugin ") and "failed: DataError: ImageLoader: cannot read raw_00045.tiff" \
+        in reason  # one line: which plugin, which file
+    log = user_log(out).strip().splitlines()
+    assert log[-1].endswith(" - " + reason)  # user.log ends with the same reason line
     assert not [p.name for p in out.iterdir() if p.name.endswith((".h5", ".part"))]  # nothing half-written

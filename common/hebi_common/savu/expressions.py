@@ -77,9 +77,11 @@ def _check_node(node: ast.AST, names, numpy: bool, text: str) -> None:
         return
     if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
         return
-    if numpy and isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
-            and node.value.id in ("np", "numpy") and node.attr in NUMPY_FUNCTIONS:
-        return
+    if numpy and isinstance(node, ast.Attribute):
+        if isinstance(node.value, ast.Name) and node.value.id in ("np", "numpy") and node.attr in NUMPY_FUNCTIONS:
+            return
+        raise ExpressionError(f"'{text}': '{ast.unparse(node)}' is not an allowed numpy function "
+                              f"({', '.join(sorted(NUMPY_FUNCTIONS))})")
     if numpy and isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
         return  # its func is checked as an Attribute node of its own
     if numpy and isinstance(node, ast.keyword) and node.arg:
