@@ -260,6 +260,12 @@ def job_roots(environ, reads: list[Path], writes: Path) -> Roots:
     return Roots(made)
 
 
+def job_roots_text(roots: Roots) -> str:
+    """``HEBI_JOB_ROOTS`` for a job of the user whose roots these are (what ``job_roots`` reads)."""
+    import json
+    return json.dumps({root.name: {"path": str(root.path), "writable": root.writable} for root in roots})
+
+
 def confined_path(roots: Roots, path: Path, what: str, *, for_writing: bool = False) -> Path:
     """``path`` with symlinks resolved, refused (SandboxError 403) unless it lies in one of the roots, a
     writable one for writing."""

@@ -29,7 +29,7 @@ import numpy as np
 from hebi_common import confine
 from hebi_common.confine import clear_hdf5_prefixes
 from hebi_common.sandbox import Roots, SandboxError
-from hebi_common.savu.parameters import dataset_name_problem, run_value
+from hebi_common.savu.parameters import dataset_name_problem, is_tuning, run_value
 from hebi_runner import output as out
 from hebi_runner.errors import Killed, PluginRefused, RunnerError
 from hebi_runner.loaders import LOADERS, LoadedData
@@ -216,6 +216,10 @@ def plan(plugins: list[PluginSpec], loops: list[LoopSpec]) -> tuple[PluginSpec, 
     if loader.name not in LOADERS:
         raise PluginRefused(f"plugin {position} ({loader.name}): loader not supported by hebi's runner "
                             f"(supported: {', '.join(LOADERS)})")
+    tuned = [name for name, value in loader.params.items() if is_tuning(name, value)]
+    if tuned:
+        raise PluginRefused(f"plugin {position} ({loader.name}): the loader's parameter '{tuned[0]}' cannot be "
+                            "tuned (tuning is for processing plugins)")
     loader = PluginSpec(loader.name, _run_params(defaults, loader.params, facts["definitions"]),
                         loader.module or facts["module"])
     steps: list[Step] = []

@@ -26,7 +26,6 @@ MODES = ("preview", "full")
 #: Characters a shell would act on. Refused in every text field, so that no user text can ever mean
 #: more than itself, even if an admin's job command hands it to a shell.
 SHELL_META = set(";&|$`<>()\\\"'*?!{}[]~\n\r\t")
-PREVIEW_EXPRESSION = re.compile(r"^(?:[0-9+\-*/ ]|start|mid|end)+(?::(?:[0-9+\-*/ ]|start|mid|end)*){0,3}$")
 RUNNING_LINE = re.compile(r"\*Running the (?P<name>\S+) plugin\*")
 
 
@@ -120,6 +119,7 @@ def parse_request(body: Any, roots: Roots, jobs_config) -> SavuJobRequest:
 
 def preview_entry(asked: Any, default_count: int) -> str:
     """The loader preview entry for the slice dimension: N central slices, or the user's expression."""
+    from hebi_common.savu.preview import entry_problem as preview_entry_problem
     if asked in (None, ""):
         asked = default_count
     if isinstance(asked, bool):
@@ -130,10 +130,14 @@ def preview_entry(asked: Any, default_count: int) -> str:
         before = asked // 2
         after = asked - before
         return f"mid-{before}:mid+{after}" if before else f"mid:mid+{after}"
-    text = check_text("preview", asked, 100).strip()
-    if not PREVIEW_EXPRESSION.match(text):
-        raise JobRequestError(f"'preview' {text!r} is not a Savu preview entry: use start[:stop[:step[:chunk]]] with "
-                              "numbers and the words start, mid and end, e.g. 'mid-2:mid+3'")
+    if not isinstance(asked, str) or len(asked) > 100:
+        raise JobRequestError("'preview' must be text of at most 100 characters, e.g. 'mid-2:mid+3'")
+    text = asked.strip()
+    # The editor's own grammar (hebi_common.savu.preview); the text goes into the list, never a command.
+    problem = preview_entry_problem(text)
+    if problem:
+        raise JobRequestError(f"'preview' {problem}; use start[:stop[:step[:chunk]]] with numbers and the "
+                              "words start, mid and end, e.g. 'mid-2:mid+3'")
     return text
 
 

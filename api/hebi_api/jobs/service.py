@@ -112,6 +112,9 @@ class JobService:
         env = {key: os.environ[key] for key in ("PATH", "LANG", "LC_ALL") if key in os.environ}
         env.update(self.config.env)
         env.update(HEBI_JOB_ID=job_id, HEBI_JOB_MODE=request.mode)
+        # The runner reads and writes only inside these (docs/runner.md, "Confinement").
+        from hebi_common.confine import JOB_ROOTS_VARIABLE, job_roots_text
+        env[JOB_ROOTS_VARIABLE] = job_roots_text(self.roots)
         spec = JobSpec(command=command, workdir=request.output, name=f"hebi-{request.mode}-{job_id}",
                        stdout=job_dir / "stdout.txt", stderr=job_dir / "stderr.txt", env=env,
                        queue=request.queue, time_limit=request.time_limit, cores=request.cores,

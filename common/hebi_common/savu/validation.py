@@ -12,7 +12,7 @@ from typing import Any
 
 from .catalogue import Catalogue, default_catalogue
 from .operations import describe, loader_problem
-from .parameters import value_problem
+from .parameters import is_tuning, value_problem
 from .process_list import ProcessList
 
 
@@ -59,6 +59,8 @@ def check_runnable(process_list: ProcessList, catalogue: Catalogue | None = None
                     entry.pos, entry.name, key))
                 continue
             problem = value_problem(key, value, parameter)
+            if problem is None and definition.kind == "loader" and is_tuning(key, value):
+                problem = f"The loader's parameter '{key}' cannot be tuned (tuning is for processing plugins)."
             if problem:
                 problems.append(Problem(f"{describe(entry)}: {problem}", entry.pos, entry.name, key))
     count = len(process_list.plugins)
