@@ -104,24 +104,52 @@ class WrittenDataset:
     meta: dict[str, Any]
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def tuning_axis(parameter: str, values: list[Any]) -> tuple[str, str, np.ndarray, str]:
+    """The axis of a tuned parameter's dimension: its values when they are all numbers, else their
+    index (NeXus viewers such as h5web plot numeric axes only), and a label that names every value
+    ("algorithm: 0 = FBP, 1 = SIRT"), so the tuned values are readable either way."""
+    if all(_is_number(v) for v in values):
+        shown = ", ".join(f"{v:g}" for v in values)
+        return f"{parameter}_params", "values", np.asarray(values, dtype=np.float64), f"{parameter}: {shown}"
+    shown = ", ".join(f"{i} = {v}" for i, v in enumerate(values))
+    return f"{parameter}_params", "index", np.arange(len(values)), f"{parameter}: {shown}"
+
+
+def _write_axes(group: h5py.Group, shape: tuple[int, ...], axes: list[tuple], kind: str) -> None:
+    """NXdata that NeXus viewers open: every axis it names is a numeric dataset here (with units and
+    a long_name), ``default_slice`` shows the middle reconstructed slice and each tuning's first value."""
+    group.attrs.update(NX_class="NXdata", signal="data", axes=[axis[0] for axis in axes])
+    for index, (label, units, values, *long_name) in enumerate(axes):
+        group.attrs[f"{label}_indices"] = index
+        axis = group.create_dataset(label, data=np.asarray(values, dtype=np.float64))
+        axis.attrs["units"] = units
+        if long_name:
+            axis.attrs["long_name"] = long_name[0]
+            group.create_dataset(f"{label}_labels", data=long_name[0])  # also readable in a file listing
+    tuning = ["0"] * (len(shape) - 3)
+    if kind == "volume" and len(shape) >= 3:
+        # NeXus default_slice ('.' = a plotted dimension): viewers such as h5web then open the volume
+        # on its middle reconstructed slice (the XZ plane) rather than on an edge plane of zeros.
+        group.attrs["default_slice"] = [".", str(shape[1] // 2), "."] + tuning
+    elif tuning:
+        group.attrs["default_slice"] = ["0", ".", "."] + tuning  # the first projection, first tuned value
+
+
 def create_output(path: Path, number: int, plugin: str, dataset: str, shape: tuple[int, ...],
-                  axes: list[tuple[str, str, Any]]) -> tuple[h5py.File, h5py.Dataset]:
+                  axes: list[tuple], kind: str = "") -> tuple[h5py.File, h5py.Dataset]:
     f = h5py.File(path, "w", rdcc_nbytes=CHUNK_CACHE_BYTES)
     group = f.create_group(group_name(number, plugin, dataset))
-    group.attrs.update(NX_class="NXdata", signal="data", axes=[label for label, _, _ in axes])
+    _write_axes(group, shape, axes, kind)
     data = group.create_dataset("data", shape=shape, dtype=np.float32, chunks=storage_chunks(shape))
     return f, data
 
 
 def _describe(group: h5py.Group, written: WrittenDataset, out_dir: Path) -> None:
-    group.attrs.update(NX_class="NXdata", signal="data", axes=[label for label, _, _ in written.axes])
-    for index, (label, units, values) in enumerate(written.axes):
-        group.attrs[f"{label}_indices"] = index
-        values = np.asarray(values)
-        if values.dtype.kind in "UO":  # tuned values are labels: store them as byte strings
-            values = values.astype(str).astype("S")
-        axis = group.create_dataset(label, data=values)
-        axis.attrs["units"] = units
+    _write_axes(group, written.shape, written.axes, written.kind)
     group["data"] = h5py.ExternalLink(os.path.relpath(written.file, out_dir), f"/{written.group}/data")
     patterns = group.create_group("patterns")
     if written.kind == "projections":
@@ -132,10 +160,6 @@ def _describe(group: h5py.Group, written: WrittenDataset, out_dir: Path) -> None
         for name, core, slices in (("VOLUME_XZ", [0, 2], [1]),):
             p = patterns.create_group(name)
             p["core_dims"], p["slice_dims"] = core, slices
-        if len(written.shape) == 3:
-            # NeXus default_slice ('.' = a plotted dimension): viewers such as h5web then open the volume
-            # on its middle reconstructed slice (the XZ plane) rather than on an edge plane of zeros.
-            group.attrs["default_slice"] = [".", str(written.shape[1] // 2), "."]
     if written.meta:
         meta = group.create_group("meta_data")
         for key, value in written.meta.items():
@@ -159,6 +183,7 @@ def write_master(out_dir: Path, stem: str, finals: list[WrittenDataset], interme
         for name, path, data_path in inputs:
             group = entry.require_group("input_data").create_group(name)
             group.attrs["NX_class"] = "NXdata"
+            group.attrs["signal"] = "data"
             group["file_path"] = str(path)
             if data_path:
                 group["data"] = h5py.ExternalLink(str(path.resolve()), f"/{data_path}")

@@ -457,8 +457,7 @@ class Runner:
                     places.append((a, b, tuple(int(i) for i in in_index) + tuple(int(i) for i in own)))
         stats = {"clipped": 0, "values": 0}
         handle, dataset = out.create_output(partial, step.number, step.spec.name, name, full_shape,
-                                            axes + [(f"{p}_params", "values", np.asarray(v, dtype=object).astype(str))
-                                                    for p, v in tuning])
+                                            axes + [out.tuning_axis(p, v) for p, v in tuning], kind)
         try:
             def store(i: int, result: np.ndarray, extra: dict) -> None:
                 a, b, where = places[i]
@@ -482,8 +481,7 @@ class Runner:
         meta = dict(info.meta) if kind == info.kind and tuple(out_shape) == tuple(info.shape) else {}
         self.consumed.discard((step.number, name))  # rewritten (a loop): its latest version is what counts
         record = out.WrittenDataset(name, step.number, step.spec.name, final, group, full_shape,
-                                    axes + [(f"{p}_params", "values", np.asarray([str(x) for x in v]))
-                                            for p, v in tuning],
+                                    axes + [out.tuning_axis(p, v) for p, v in tuning],
                                     kind, {k: v for k, v in meta.items() if k == "centre_of_rotation"})
         self.records[(step.number, name)] = record
         self.data[name] = DataState(DataInfo(name, tuple(out_shape), axes, kind, meta),

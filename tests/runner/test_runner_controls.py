@@ -46,9 +46,10 @@ def test_tuning_runs_each_value_and_keeps_each_output(phantom_scan, truth, tmp_p
     assert result.status == "completed", result.error
     volume = final_result(result.nxs)
     assert volume.shape == (160, 6, 160, 3)  # one extra dimension for the tuned parameter
-    with h5py.File(result.nxs, "r") as f:
-        values = [v.decode() for v in f["entry/final_result_tomo/centre_of_rotation_params"][...]]
-    assert values == ["79.5", "83.25", "87"]
+    with h5py.File(result.nxs, "r") as f:  # a numeric axis (NeXus viewers plot only those), labelled
+        axis = f["entry/final_result_tomo/centre_of_rotation_params"]
+        assert list(axis[...]) == [79.5, 83.25, 87.0]
+        assert axis.attrs["long_name"] == "centre_of_rotation: 79.5, 83.25, 87"
     scores = [quality(volume[:, 2, :, k], truth)[0] for k in range(3)]
     assert int(np.argmax(scores)) == 1 and scores[1] > max(scores[0], scores[2]) + 3
 

@@ -178,3 +178,41 @@ def test_a_refusal_with_several_problems_is_one_reason_line(users):
     reason = _refused(_run(alice, alice / "data" / "own.nxs", plist), "plugin 2 (AstraReconGpu)",
                       "plugin 3 (MedianFilterGpu)")
     assert "\n" not in reason
+
+
+def _nxdata_problems(path: Path) -> list[str]:
+    """What h5web refuses in a file's NXdata groups: axes that are missing or not numeric."""
+    problems = []
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Group) and obj.attrs.get("NX_class") in ("NXdata", b"NXdata") and "axes" in obj.attrs:
+                for axis in obj.attrs["axes"]:
+                    axis = axis.decode() if isinstance(axis, bytes) else str(axis)
+                    if axis == ".":
+                        continue
+                    link = obj.get(axis, getlink=True)
+                    if link is None:
+                        problems.append(f"{name}: axis {axis} does not exist")
+                    elif obj[axis].dtype.kind not in "iuf":
+                        problems.append(f"{name}: axis {axis} is not numeric ({obj[axis].dtype})")
+        f.visititems(visit)
+    return problems
+
+
+def test_every_output_file_has_numeric_axes_that_exist_and_labels_its_tuned_values(users):
+    """h5web's "Expected child entity 'voxel_x' to exist" and "Expected numeric type" (issue 9 #16)."""
+    alice = users["alice"]
+    plist = write_list(alice / "processing" / "tuned.nxs", CORRECTED + [
+        ("AstraReconCpu", {"centre_of_rotation": "83;84", "algorithm": "FBP;SIRT", "n_iterations": 2})])
+    done = _run(alice, alice / "data" / "own.nxs", plist, "--preview", ":,mid:mid+1,:")
+    assert done.returncode == 0, done.stderr
+    files = sorted((alice / "output" / "run").glob("*.h5")) + [alice / "output" / "run" / "own_processed.nxs"]
+    assert len(files) == 3
+    for path in files:
+        assert _nxdata_problems(path) == [], path.name
+    with h5py.File(files[-1], "r") as f:
+        final = f["entry/final_result_tomo"]
+        assert final["data"].shape[-2:] == (2, 2)
+        assert final["centre_of_rotation_params"].attrs["long_name"] == "centre_of_rotation: 83, 84"
+        assert final["algorithm_params"].attrs["long_name"] == "algorithm: 0 = FBP, 1 = SIRT"
+        assert list(final.attrs["default_slice"]) == [".", "0", ".", "0", "0"]
