@@ -129,7 +129,11 @@ def _write_axes(group: h5py.Group, shape: tuple[int, ...], axes: list[tuple], ki
         axis.attrs["units"] = units
         if long_name:
             axis.attrs["long_name"] = long_name[0]
-            group.create_dataset(f"{label}_labels", data=long_name[0])  # also readable in a file listing
+            group.create_dataset(f"{label}_labels", data=np.bytes_(long_name[0].encode()))  # readable in a listing
+    tuned = [axis[3] for axis in axes if len(axis) > 3]
+    if tuned:  # NeXus viewers show an NXdata's title above its plot: the tuned values stay in sight
+        title = f"{group.name.rsplit('/', 1)[-1]}, tuned: {'; '.join(tuned)}"
+        group.create_dataset("title", data=np.bytes_(title.encode()))
     tuning = ["0"] * (len(shape) - 3)
     if kind == "volume" and len(shape) >= 3:
         # NeXus default_slice ('.' = a plotted dimension): viewers such as h5web then open the volume
