@@ -29,28 +29,36 @@ def free_port(preferred: int = 8000) -> int:
             return 0
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # A shell starts a background job of a script ('demo.py &') with SIGINT ignored, and Python keeps
+    # an inherited SIG_IGN: install both handlers explicitly, so Ctrl-C and kill stop the demo alike.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     base = Path(os.environ.get("HEBI_DEMO_DIR") or local_system.REPO / ".demo")
     config = local_system.write_config(base, port=free_port())
-    password = secrets.token_urlsafe(9)
-    local_system.add_user(config, USER, password)
-    folders = local_system.user_folders(config, USER)
-    sample = folders["data"] / "sample_tomo.nxs"
-    if not sample.exists():
-        write_nxtomo(sample)
-    first_list = folders["processing"] / "sample_reconstruction.nxs"
-    if not first_list.exists():
-        write_sample_process_list(first_list)
-    from pod_launcher.nginx import find_nginx
-    if find_nginx() is None:
-        print("note: nginx is not installed (installing it needs root: scripts/install-system.sh nginx); "
-              "sessions use hebi's built-in router instead", flush=True)
-    gateway = local_system.Gateway(config)
-    print(f"URL: {gateway.url}")
-    print(f"Login: {USER} {password}")
-    print(f"(Ctrl-C stops hebi; logs are in {base})", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    gateway = None
     try:
+        password = secrets.token_urlsafe(9)
+        local_system.add_user(config, USER, password)
+        folders = local_system.user_folders(config, USER)
+        sample = folders["data"] / "sample_tomo.nxs"
+        if not sample.exists():
+            write_nxtomo(sample)
+        first_list = folders["processing"] / "sample_reconstruction.nxs"
+        if not first_list.exists():
+            write_sample_process_list(first_list)
+        from pod_launcher.nginx import find_nginx
+        if find_nginx() is None:
+            print("note: nginx is not installed (installing it needs root: scripts/install-system.sh nginx); "
+                  "sessions use hebi's built-in router instead", flush=True)
+        gateway = local_system.Gateway(config)
+        print(f"URL: {gateway.url}")
+        print(f"Login: {USER} {password}")
+        print(f"(Ctrl-C stops hebi; logs are in {base})", flush=True)
         gateway.process.wait()
         print("the gateway stopped by itself; see .demo/gateway.log", file=sys.stderr)
         return 1
@@ -58,7 +66,8 @@ def main() -> int:
         print("\nstopping hebi...", flush=True)
         return 0
     finally:
-        gateway.stop()
+        if gateway is not None:
+            gateway.stop()
         local_system.stop_all_sessions(config)
 
 

@@ -91,8 +91,22 @@ class GatewayConfig(_Section):
     cookie_secure: Literal["auto", "always", "never"] = "auto"
     #: How long a login lasts without use.
     login_max_age: int = Field(default=12 * 3600, gt=0)
-    #: Trust X-Forwarded-Proto from a TLS-terminating proxy in front of the gateway.
+    #: Trust X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-For from a TLS-terminating proxy in
+    #: front of the gateway: for Secure cookies, the origin state changes must come from, and the client
+    #: address logins are throttled by.
     trust_forwarded_proto: bool = False
+    #: Failed logins allowed before delays begin, per account and per client address.
+    login_free_failures: int = Field(default=5, ge=1)
+    login_free_failures_per_address: int = Field(default=20, ge=1)
+    #: The first delay (seconds), doubled with each further failure up to login_max_delay.
+    login_delay: float = Field(default=1.0, gt=0)
+    login_max_delay: float = Field(default=900.0, gt=0)
+    #: Seconds after its last failure that an account's or address's failures are forgotten.
+    login_failure_window: float = Field(default=3600.0, gt=0)
+    #: Accounts and addresses remembered (each table), so a flood of made-up names is bounded.
+    login_throttle_entries: int = Field(default=10000, ge=1)
+    #: Seconds a client may leave a request body idle (sending nothing) before its connection is closed.
+    body_idle_timeout: float = Field(default=60.0, gt=0)
 
 
 class DataserverConfig(_Section):

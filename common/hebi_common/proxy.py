@@ -8,7 +8,7 @@ without nginx. Upstreams are ``http://host:port`` or ``unix:/path/to.sock``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -21,6 +21,10 @@ CHUNK = 256 * 1024
 
 class UpstreamUnavailable(Exception):
     """The upstream did not accept the connection (gone, not started, or crashed)."""
+
+
+class ClientBodyIdle(Exception):
+    """The client sent nothing of its request body for the idle timeout (a slow-body attack, or a dead client)."""
 
 
 class Upstreams:
@@ -68,8 +72,12 @@ def _request_headers(request: web.Request, drop: Iterable[str], add: Mapping[str
 
 async def forward(request: web.Request, upstreams: Upstreams, upstream: str, *,
                   path: str | None = None, drop_headers: Iterable[str] = (),
-                  add_headers: Mapping[str, str] | None = None) -> web.StreamResponse:
-    """Send ``request`` to ``upstream`` (at ``path``, default the same path and query) and stream back."""
+                  add_headers: Mapping[str, str] | None = None,
+                  body_idle_timeout: float | None = None) -> web.StreamResponse:
+    """Send ``request`` to ``upstream`` (at ``path``, default the same path and query) and stream back.
+
+    With ``body_idle_timeout``, a client that sends nothing of its body for that many seconds gets
+    ClientBodyIdle instead of holding the connection (and the upstream's) open for good."""
     client, base = upstreams.session_for(upstream)
     target = base + (path if path is not None else request.rel_url.raw_path_qs)
     headers = _request_headers(request, drop_headers, add_headers or {})
@@ -79,12 +87,20 @@ async def forward(request: web.Request, upstreams: Upstreams, upstream: str, *,
     body = None
     if request.body_exists:
         body = request.content.iter_chunked(CHUNK)
+        if body_idle_timeout is not None:
+            body = _paced(body, body_idle_timeout)
         if request.content_length is not None:
             headers["Content-Length"] = str(request.content_length)
     try:
         upstream_response = await client.request(request.method, target, headers=headers, data=body,
                                                  allow_redirects=False)
-    except (TimeoutError, aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as err:
+    except aiohttp.ClientConnectionError as err:
+        if isinstance(err.__cause__, ClientBodyIdle):  # aiohttp wraps what the body raised
+            raise err.__cause__ from None
+        if not isinstance(err, (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError)):
+            raise
+        raise UpstreamUnavailable(f"{upstream}: {err.__class__.__name__}") from None
+    except TimeoutError as err:
         raise UpstreamUnavailable(f"{upstream}: {err.__class__.__name__}") from None
     async with upstream_response:
         response = web.StreamResponse(status=upstream_response.status, reason=upstream_response.reason)
@@ -101,6 +117,19 @@ async def forward(request: web.Request, upstreams: Upstreams, upstream: str, *,
         except (aiohttp.ClientPayloadError, ConnectionResetError):
             pass  # the upstream or the client went away mid-response; nobody is left to tell
         return response
+
+
+async def _paced(chunks: AsyncIterator[bytes], idle_timeout: float) -> AsyncIterator[bytes]:
+    iterator = aiter(chunks)
+    while True:
+        try:
+            async with asyncio.timeout(idle_timeout):
+                chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise ClientBodyIdle(f"no request body for {idle_timeout:g} s") from None
+        yield chunk
 
 
 async def _bridge_websocket(request: web.Request, client: aiohttp.ClientSession, target: str,

@@ -70,3 +70,42 @@ def test_demo_prints_url_and_login_serves_the_app_and_stops_on_ctrl_c(nginx_mode
         import local_system
         if (demo_dir / "hebi.yaml").exists():
             local_system.stop_all_sessions(demo_dir / "hebi.yaml")
+
+
+def test_demo_started_in_the_background_of_a_script_stops_on_sigint(tmp_path):
+    """A script's '&' starts the demo with SIGINT ignored; Ctrl-C's signal must still stop it cleanly."""
+    import tempfile
+    demo_dir = Path(tempfile.mkdtemp(prefix="hebi-demo-", dir="/tmp"))
+    shell = subprocess.Popen(["bash", "-c", '"$0" -u "$1" & echo "pid $!"; wait $!', sys.executable,
+                              str(REPO / "scripts" / "demo.py")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, env=dict(os.environ, HEBI_DEMO_DIR=str(demo_dir)))
+    pid = url = None
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (pid and url):
+            line = shell.stdout.readline()
+            assert line, "the demo exited before printing its URL"
+            if line.startswith("pid "):
+                pid = int(line.split()[1])
+            elif line.startswith("URL: "):
+                url = line.split()[1]
+        assert requests.get(url + "gateway/login", timeout=10).status_code == 200
+        os.kill(pid, signal.SIGINT)
+        try:
+            assert shell.wait(60) == 0, "the demo did not exit cleanly on SIGINT"
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the demo ignored SIGINT") from None
+        try:
+            requests.get(url, timeout=2)
+            raise AssertionError("the gateway still answers after SIGINT")
+        except requests.ConnectionError:
+            pass
+    finally:
+        if shell.poll() is None:
+            if pid:
+                os.kill(pid, signal.SIGTERM)
+            try:
+                shell.wait(30)
+            except subprocess.TimeoutExpired:
+                shell.kill()
+                shell.wait()

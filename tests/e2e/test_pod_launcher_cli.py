@@ -1,9 +1,14 @@
 """The admin's pod_launcher CLI against the local backend, with the gateway seeing the same sessions."""
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 
 def cli(system, *args, check=False):
@@ -30,10 +35,33 @@ def test_gateway_restarts_a_session_the_admin_stopped(system):
     http = system.login("bob")
     assert http.get(f"{system.url}/api/whoami").json()["user"] == "bob"
     cli(system, "stop", "-u", "bob", check=True)
+    # The first request finds the old socket gone; nothing of it was sent, so it waits for the restart.
     answer = http.get(f"{system.url}/api/whoami")
-    if answer.status_code == 502:  # the first request after the stop finds the old socket gone
-        answer = http.get(f"{system.url}/api/whoami")
     assert answer.status_code == 200 and answer.json()["user"] == "bob"
+
+
+def _session_record(system, user):
+    sessions = Path(yaml.safe_load(system.config_path.read_text())["launcher"]["local"]["state_dir"])
+    return json.loads((sessions / user / "session.json").read_text())
+
+
+def test_a_session_whose_api_died_is_restarted_and_the_user_told(system):
+    http = system.login("bob")
+    assert http.get(f"{system.url}/api/whoami").status_code == 200
+    api = _session_record(system, "bob")["processes"]["api"]["pid"]
+    os.killpg(api, signal.SIGKILL)  # gunicorn's master and its worker
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{api}").exists() and "Z" not in Path(f"/proc/{api}/stat").read_text().split(")")[1][:3]:
+        assert time.monotonic() < deadline, "the killed API did not exit"
+        time.sleep(0.1)
+
+    first = http.get(f"{system.url}/api/whoami")
+    assert first.status_code == 502
+    assert "retry" in first.json()["error"]
+    again = http.get(f"{system.url}/api/whoami")
+    assert again.status_code == 200 and again.json()["user"] == "bob", again.text
+    assert _session_record(system, "bob")["processes"]["api"]["pid"] != api
+    assert cli(system, "status", "-u", "bob").returncode == 0
 
 
 @pytest.mark.parametrize("args, message", [

@@ -17,19 +17,23 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
 from hebi_common.atomic import atomic_write
+from hebi_common.config import RootConfig
+from hebi_common.errors import UserError
 from hebi_common.identity import Identity, check_username
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 
 
-class AccountError(Exception):
-    pass
+class AccountError(UserError):
+    """A users file or an account that cannot be used; the message is for the admin."""
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -54,6 +58,17 @@ def verify_password(password: str, stored: str) -> bool:
 
 # A hash to check wrong user names against, so a login takes as long whether or not the user exists.
 _DUMMY_HASH = hash_password("hebi-dummy-password", salt=b"\0" * 16)
+
+
+def password_stamp(account: Account) -> str:
+    """A short fingerprint of the account's password hash, kept with each login: a login made before
+    the password changed no longer matches, so changing a password ends every existing login."""
+    return _stamp(account.password)
+
+
+@lru_cache(maxsize=4096)
+def _stamp(stored_hash: str) -> str:
+    return hashlib.sha256(stored_hash.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -117,3 +132,31 @@ class UsersFile:
         with atomic_write(self.path, 0o600, text=True) as out:
             yaml.safe_dump(document, out, sort_keys=False)
         self._cache = None
+
+
+def make_root_folders(roots: Mapping[str, RootConfig], account: Account) -> tuple[list[str], list[str]]:
+    """Create the account's root folders (``session.roots`` with ``{user}`` and ``{home}`` expanded), so
+    a new user's session finds every root. A folder made here is 0700 when the root is writable (and, run
+    as root, handed to the account's uid/gid); one that exists is left as it is.
+
+    Returns (lines saying where each root is, problems for the admin)."""
+    done, problems = [], []
+    for name, root in sorted(roots.items()):
+        if "{home}" in root.path and not account.home:
+            problems.append(f"{name}: {root.path} names {{home}}, but {account.name} has no home (--home)")
+            continue
+        folder = Path(root.path.replace("{user}", account.name).replace("{home}", account.home))
+        if folder.is_dir():
+            done.append(f"{name}: {folder}")
+            continue
+        try:
+            folder.mkdir(parents=True)
+            if root.writable:
+                os.chmod(folder, 0o700)
+            if os.geteuid() == 0 and account.uid is not None:
+                os.chown(folder, account.uid, -1 if account.gid is None else account.gid)
+        except OSError as err:
+            problems.append(f"{name}: cannot create {folder}: {err.strerror}")
+            continue
+        done.append(f"{name}: {folder} (created)")
+    return done, problems

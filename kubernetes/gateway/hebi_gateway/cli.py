@@ -1,7 +1,8 @@
 """``hebi-gateway``: run the gateway, and manage its local accounts.
 
     hebi-gateway serve                      listen on gateway.host:gateway.port
-    hebi-gateway adduser alice              asks for a password (or --password-stdin, --random-password)
+    hebi-gateway adduser alice              asks for a password (or --password-stdin, --random-password),
+                                            and creates alice's root folders (session.roots)
     hebi-gateway users                      list the accounts
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from hebi_common.identity import IdentityError
 from hebi_common.logs import setup_logging
 from pod_launcher import LauncherError
 
-from .accounts import AccountError, UsersFile
+from .accounts import AccountError, UsersFile, make_root_folders
 
 
 def serve_app(app: web.Application, host: str, port: int) -> None:
@@ -90,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
                 fields["groups"] = [g.strip() for g in args.groups.split(",") if g.strip()]
             users.set_password(args.name, password, **fields)
             print(f"{args.name}: password {password}" if args.random_password else f"{args.name}: saved")
+            done, problems = make_root_folders(config.session.roots, users.get(args.name))
+            for line in done:
+                print(line)
+            for problem in problems:
+                print(f"hebi-gateway: warning: {problem}", file=sys.stderr)
     except (ConfigError, AccountError, IdentityError, LauncherError) as err:
         print(f"hebi-gateway: {err}", file=sys.stderr)
         return 2

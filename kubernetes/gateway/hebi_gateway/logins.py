@@ -11,8 +11,15 @@ import os
 import secrets
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from hebi_common.atomic import atomic_write
+
+
+class Login(NamedTuple):
+    user: str
+    #: accounts.password_stamp of the password the login was made with.
+    stamp: str
 
 
 def _digest(token: str) -> str:
@@ -30,20 +37,20 @@ class LoginStore:
             self._logins = {}
         self._drop_expired()
 
-    def create(self, user: str) -> str:
+    def create(self, user: str, stamp: str) -> str:
         token = secrets.token_urlsafe(32)
-        self._logins[_digest(token)] = {"user": user, "expires": time.time() + self.max_age}
+        self._logins[_digest(token)] = {"user": user, "stamp": stamp, "expires": time.time() + self.max_age}
         self._drop_expired()
         self._save()
         return token
 
-    def user_for(self, token: str | None) -> str | None:
+    def find(self, token: str | None) -> Login | None:
         if not token or len(token) > 128:
             return None
         login = self._logins.get(_digest(token))
         if login is None or login["expires"] < time.time():
             return None
-        return login["user"]
+        return Login(login["user"], login.get("stamp", ""))
 
     def end(self, token: str | None) -> None:
         if token and self._logins.pop(_digest(token), None) is not None:

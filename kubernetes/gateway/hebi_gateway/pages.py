@@ -48,3 +48,12 @@ def failed_page(user: str, detail: str) -> str:
 <p>Reload the page to try again; if it keeps failing, tell your facility's hebi admin.</p>
 <form method="post" action="/gateway/logout"><button type="submit">Log out</button></form>
 </main></body></html>"""
+
+
+def refused_page() -> str:
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>hebi: refused</title><style>{_STYLE}</style></head>
+<body><main><h1>Refused</h1>
+<p class="error">This form was sent from a page of another site, so hebi did not act on it.</p>
+<p><a href="/gateway/login">Log in to hebi</a> on its own page.</p>
+</main></body></html>"""

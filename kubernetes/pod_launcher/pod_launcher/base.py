@@ -9,6 +9,9 @@ from hebi_common.config import HebiConfig
 from hebi_common.identity import Identity
 
 State = Literal["starting", "running", "stopped", "failed"]
+#: Set by the session's router (nginx, or session_router) on its own answer for a service of the
+#: session that does not answer, so the gateway can tell it from the service's own 502, and restart.
+SESSION_DOWN_HEADER = "X-Hebi-Session-Down"
 
 
 class LauncherError(Exception):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import os
 import secrets
 import signal
@@ -224,7 +225,8 @@ class LocalLauncher(Launcher):
         conf = render_session_config(template, {
             "LISTEN": f"unix:{sockets['session']}", "API": f"unix:{sockets['api']}",
             "DATA": f"unix:{sockets['data']}", "WEB_ROOT": str(Path(web_root).resolve()),
-            "PREFIX": str(prefix), "MIME_TYPES": mime_types})
+            "PREFIX": str(prefix), "MIME_TYPES": mime_types,
+            "BODY_TIMEOUT": str(math.ceil(self.config.gateway.body_idle_timeout))})
         (prefix / "nginx.conf").write_text(conf)
         argv = [nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", str(folder / "logs" / "nginx.log")]
         if os.geteuid() == 0:

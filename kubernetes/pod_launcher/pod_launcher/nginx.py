@@ -8,6 +8,7 @@ from pathlib import Path
 
 PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 REQUIRED = ("LISTEN", "API", "DATA", "WEB_ROOT", "PREFIX", "MIME_TYPES")
+DEFAULTS = {"BODY_TIMEOUT": "60"}
 MIME_TYPES_CANDIDATES = ("/etc/nginx/mime.types", "/usr/local/etc/nginx/mime.types", "/opt/homebrew/etc/nginx/mime.types")
 
 
@@ -15,6 +16,7 @@ def render_session_config(template: str, values: dict[str, str]) -> str:
     missing = [name for name in REQUIRED if not values.get(name)]
     if missing:
         raise ValueError(f"nginx template values missing: {', '.join(missing)}")
+    values = DEFAULTS | values
 
     def fill(match: re.Match) -> str:
         name = match.group(1)

@@ -15,6 +15,8 @@ from aiohttp import web
 from hebi_common.proxy import Upstreams, UpstreamUnavailable, forward
 from hebi_common.sandbox import SandboxError, resolve_in_root
 
+from .base import SESSION_DOWN_HEADER
+
 
 def make_app(api: str, data: str, web_root: str) -> web.Application:
     root = Path(os.path.realpath(web_root))
@@ -27,7 +29,8 @@ def make_app(api: str, data: str, web_root: str) -> web.Application:
                 try:
                     return await forward(request, upstreams, upstream)
                 except UpstreamUnavailable as err:
-                    return web.json_response({"error": f"service unavailable: {err}"}, status=502)
+                    return web.json_response({"error": f"service unavailable: {err}"}, status=502,
+                                             headers={SESSION_DOWN_HEADER: "1"})
         try:
             file = resolve_in_root(root, path)
         except SandboxError:
