@@ -109,6 +109,9 @@ def test_dataset_names_must_be_plain_identifiers_in_the_editor_and_at_submission
         Editor(plist, bundled_catalogue()).mod("2", "out_datasets", ["../x"])
     plist.plugins[1].params["in_datasets"] = ["tomo/../../x"]
     assert any("not a dataset name" in p.message for p in check_runnable(plist))
+    plist.plugins[1].params["in_datasets"] = []
+    plist.plugins[0].params["name"] = "../../tomo"  # the loader's dataset: its name is a file name too
+    assert [p.parameter for p in check_runnable(plist)] == ["name"]
 
 
 @pytest.mark.parametrize("bomb", ["mid:mid+9**9**9**9", "9**99", "mid" + "*mid" * 100, "1" * 400,

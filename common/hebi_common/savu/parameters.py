@@ -221,7 +221,9 @@ def preview_problem(value: Any) -> str | None:
 
 #: Savu names datasets with plain identifiers, and the runner and Savu make file names of them.
 DATASET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
-DATASET_PARAMETERS = ("in_datasets", "out_datasets")
+DATASET_PARAMETERS = ("in_datasets", "out_datasets", "datasets_to_populate")
+#: A loader's name for the dataset it makes (NxtomoLoader's ``name``, ImageLoader's ``dataset_name``).
+LOADER_DATASET_PARAMETERS = ("name", "dataset_name")
 
 
 def dataset_name_problem(name: str, value: Any) -> str | None:

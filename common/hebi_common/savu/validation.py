@@ -12,7 +12,7 @@ from typing import Any
 
 from .catalogue import Catalogue, default_catalogue
 from .operations import describe, loader_problem
-from .parameters import is_tuning, value_problem
+from .parameters import LOADER_DATASET_PARAMETERS, dataset_name_problem, is_tuning, value_problem
 from .process_list import ProcessList
 
 
@@ -61,6 +61,8 @@ def check_runnable(process_list: ProcessList, catalogue: Catalogue | None = None
             problem = value_problem(key, value, parameter)
             if problem is None and definition.kind == "loader" and is_tuning(key, value):
                 problem = f"The loader's parameter '{key}' cannot be tuned (tuning is for processing plugins)."
+            if problem is None and definition.kind == "loader" and key in LOADER_DATASET_PARAMETERS:
+                problem = dataset_name_problem(key, value)
             if problem:
                 problems.append(Problem(f"{describe(entry)}: {problem}", entry.pos, entry.name, key))
     count = len(process_list.plugins)
