@@ -120,6 +120,11 @@ class DataserverConfig(_Section):
     chunk_cache_bytes: int = Field(default=64 * 1024**2, ge=0)
     #: Threads reading uncompressed chunks in parallel for one request.
     read_threads: int = Field(default=2, ge=1, le=32)
+    #: Largest chunk (uncompressed: chunk shape x item size) of a compressed dataset a request may make
+    #: the server decompress; HDF5 decompresses a chunk whole, even for one value. More gets 413.
+    max_chunk_bytes: int = Field(default=64 * 1024**2, gt=0)
+    #: Children of a group listed by one /data/meta; the answer says ``truncated`` beyond.
+    max_children: int = Field(default=10_000, ge=1)
 
 
 class JobModeConfig(_Section):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import h5py
+import numpy as np
 from h5grove.utils import attr_metadata, get_filters, get_type_metadata, sorted_dict
 
 from hebi_common.confine import external_link_target
@@ -24,6 +25,7 @@ from hebi_common.sandbox import Roots
 
 from .errors import DataError
 from .files import FileIdentity, OpenFile, OpenFileCache
+from .reader import value_bytes
 
 LinkResolution = Literal["only_valid", "none", "all"]
 MAX_LINK_HOPS = 32
@@ -88,10 +90,12 @@ class Entity:
 class Resolver:
     """Locates entities in one request's files. Holds leases on every file it opened until closed."""
 
-    def __init__(self, roots: Roots, cache: OpenFileCache, file_path: Path, shown_as: str):
+    def __init__(self, roots: Roots, cache: OpenFileCache, file_path: Path, shown_as: str, *,
+                 max_children: int = 10_000):
         self.roots = roots
         self.cache = cache
         self.shown_as = shown_as
+        self.max_children = max_children
         self._stack = ExitStack()
         self._files: dict[Path, OpenFile] = {}
         self.root_file = self.open(file_path, shown_as)
@@ -228,28 +232,73 @@ class Resolver:
         if isinstance(obj, h5py.Datatype):
             return sorted_dict(("type", get_type_metadata(obj.id)), *base.items())
         if isinstance(obj, h5py.Group) and depth > 0:
+            names = self._first_names(obj)
             children = []
-            for name in obj.keys():
-                child_path = posixpath.join(entity.path, name)
-                child = self.locate(child_path, "only_valid")
-                children.append(self.metadata(child, depth - 1))
-            return sorted_dict(("children", children), *base.items())
+            by_target: dict[tuple, dict] = {}  # many links often name one target: resolve it once
+            for name in names:
+                link = self._link(entity, name)
+                if isinstance(link, h5py.HardLink):
+                    child = self._entity(entity.file, obj, name, posixpath.join(entity.path, name))
+                    children.append(self.metadata(child, depth - 1))
+                    continue
+                key = (type(link), getattr(link, "filename", None),
+                       posixpath.join(obj.name, getattr(link, "path", name)))
+                if key not in by_target:
+                    by_target[key] = self.metadata(self._child(entity, name, link), depth - 1)
+                children.append({**by_target[key], "name": name})
+            count = len(obj)
+            extra = [("truncated", True), ("children_count", count)] if count > len(names) else []
+            return sorted_dict(("children", children), *extra, *base.items())
         return sorted_dict(*base.items())
 
-    def attributes(self, entity: Entity, keys: list[str] | None) -> dict:
+    def _first_names(self, group: h5py.Group) -> list[str]:
+        """The first ``max_children`` link names in one pass over the group (h5py's ``keys()`` asks for
+        each name by its index, which HDF5 answers by sorting the group's links again)."""
+        names: list[str] = []
+
+        def take(name: bytes):
+            names.append(name.decode("utf-8", "surrogateescape"))
+            return 1 if len(names) >= self.max_children else None
+
+        tracked = group.id.get_create_plist().get_link_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
+        index = h5py.h5.INDEX_CRT_ORDER if tracked else h5py.h5.INDEX_NAME  # h5py's order for keys()
+        group.id.links.iterate(take, idx_type=index, order=h5py.h5.ITER_INC)
+        return names
+
+    def _link(self, entity: Entity, name: str):
+        try:
+            link = entity.obj.get(name, getlink=True)
+        except (KeyError, OSError, RuntimeError):
+            link = None
+        if link is None:
+            raise DataError(f"{posixpath.join(entity.path, name)} is not a valid path in {self.shown_as}", 404)
+        return link
+
+    def _child(self, entity: Entity, name: str, link) -> Entity:
+        """A soft or external link of a group, as ``locate(path, "only_valid")`` finds it."""
+        group: h5py.Group = entity.obj
+        path = posixpath.join(entity.path, name)
+        try:
+            target = self._follow(entity.file, group, posixpath.join(group.name, name), link, 0, path)
+        except UserError:  # outside the roots, dangling, or unreadable: shown as the link it is
+            return Entity(path, entity.file, link=link)
+        target.path = path
+        return target
+
+    def attributes(self, entity: Entity, keys: list[str] | None, limit: int) -> dict:
+        """The attributes' values; together they may hold at most ``limit`` bytes (413 beyond)."""
         if entity.obj is None:
             raise DataError(f"{entity.path} is a {entity.kind.replace('_', ' ')} that cannot be resolved, "
                             "so it has no attributes", 404)
         attrs = entity.obj.attrs
         names = list(attrs.keys()) if keys is None else keys
         values = {}
+        used = 0
         for name in names:
             if name not in attrs:
                 raise DataError(f"{entity.path} has no attribute {name!r}", 404)
-            try:
-                values[name] = attrs[name]
-            except (OSError, RuntimeError, TypeError) as err:
-                raise DataError(f"the attribute {name!r} of {entity.path} cannot be read ({err})", 422) from None
+            values[name] = read_attribute(attrs, name, limit - used, f"the attribute {name!r} of {entity.path}")
+            used += value_bytes(values[name])
         return values
 
     def paths(self, entity: Entity, limit: int) -> list[str]:
@@ -271,3 +320,25 @@ class Resolver:
             raise DataError(f"{entity.path} holds more than {limit} paths; ask for a group further down", 413,
                             limit=limit)
         return names
+
+
+def read_attribute(attrs: h5py.AttributeManager, name: str, limit: int, what: str):
+    """An attribute's value, refused (413) when it holds more than ``limit`` bytes. HDF5 reads an
+    attribute whole: a fixed-size one is measured before, a variable-length one only once read."""
+    try:
+        attr = attrs.get_id(name)
+        dtype = attr.dtype
+        fixed = attr.shape is None or not dtype.hasobject
+        count = int(np.prod(attr.shape, dtype=np.int64)) if attr.shape else 1
+        if fixed and count * dtype.itemsize > limit:
+            raise DataError(f"{what} holds {count * dtype.itemsize} bytes, more than one request may read "
+                            f"({max(limit, 0)} bytes)", 413, needed_bytes=count * dtype.itemsize,
+                            limit_bytes=max(limit, 0))
+        value = attrs[name]
+    except (OSError, RuntimeError, TypeError, KeyError) as err:
+        raise DataError(f"{what} cannot be read ({err})", 422) from None
+    if not fixed and value_bytes(value) > limit:
+        raise DataError(f"{what} holds {value_bytes(value)} bytes of variable-length values, more than one "
+                        f"request may read ({max(limit, 0)} bytes)", 413, needed_bytes=value_bytes(value),
+                        limit_bytes=max(limit, 0))
+    return value

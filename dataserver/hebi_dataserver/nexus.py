@@ -17,18 +17,27 @@ import numpy as np
 
 from hebi_common.errors import UserError
 
-from .content import Entity, Resolver
+from .content import Entity, Resolver, read_attribute
 
 CONTAINERS = ("NXentry", "NXsubentry", "NXprocess")
 MAX_STEPS = 16
 MAX_SCAN = 20000
+ATTR_BYTES = 1 << 20
+
+
+def _small_attr(obj, name: str):
+    """A NeXus attribute (NX_class, signal, axes, default...); none of them is big, so a big one is
+    taken as absent rather than read."""
+    try:
+        if name not in obj.attrs:
+            return None
+        return read_attribute(obj.attrs, name, ATTR_BYTES, name)
+    except (UserError, OSError, RuntimeError, TypeError):
+        return None
 
 
 def text_attr(obj, name: str) -> str | None:
-    try:
-        value = obj.attrs.get(name)
-    except (OSError, RuntimeError, TypeError):
-        return None
+    value = _small_attr(obj, name)
     if isinstance(value, np.ndarray):
         value = value.reshape(-1)[0] if value.size else None
     if isinstance(value, bytes):
@@ -37,7 +46,7 @@ def text_attr(obj, name: str) -> str | None:
 
 
 def list_attr(obj, name: str) -> list[str]:
-    value = obj.attrs.get(name)
+    value = _small_attr(obj, name)
     if value is None:
         return []
     values = np.atleast_1d(value).reshape(-1).tolist()

@@ -12,6 +12,7 @@ sized by the open-file cache.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,12 +20,16 @@ import h5py
 import numpy as np
 
 from .downsample import run_inline
+from .errors import DataError
 from .files import OpenFile
 from .selection import Selection
 
 # Give up on direct reads when the byte runs cover more than this many times the bytes wanted
 # (e.g. a sinogram row across frame-shaped chunks): HDF5 then does better.
 MAX_WASTE = 4
+# Variable-length values are read this many at first, then in blocks of about this many bytes.
+VARIABLE_BLOCK_ITEMS = 64
+VARIABLE_BLOCK_BYTES = 4 << 20
 
 
 def direct_readable(dataset: h5py.Dataset) -> bool:
@@ -37,6 +42,25 @@ def direct_readable(dataset: h5py.Dataset) -> bool:
     if plist.get_nfilters() > 0:
         return False
     return plist.get_layout() in (h5py.h5d.CHUNKED, h5py.h5d.CONTIGUOUS)
+
+
+def value_bytes(value) -> int:
+    """Bytes a value read from HDF5 holds, variable-length strings and arrays counted as they are."""
+    if isinstance(value, np.ndarray) and value.dtype.hasobject:
+        return value.nbytes + sum(value_bytes(item) for item in value.reshape(-1))
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.nbytes
+    if isinstance(value, (bytes, str)):
+        return len(value)
+    return 8
+
+
+def decompressed_chunk_bytes(dataset: h5py.Dataset) -> int:
+    """How much HDF5 must decompress at once to read any value: a whole chunk of a filtered dataset.
+    0 when nothing is decompressed (contiguous, compact, or chunked without filters: read in part)."""
+    if dataset.chunks is None or dataset.id.get_create_plist().get_nfilters() == 0:
+        return 0
+    return math.prod(dataset.chunks) * dataset.dtype.itemsize
 
 
 class SelectionReader:
@@ -57,6 +81,29 @@ class SelectionReader:
             if result is not None:
                 return result
         return dataset[selection.members]
+
+    def read_variable(self, dataset: h5py.Dataset, selection: Selection, limit: int, what: str):
+        """Variable-length values (strings, ragged arrays) are only as big as they turn out to be: they
+        are read a block of rows at a time and counted, and refused (413) once they pass ``limit``."""
+        dims = [d for d, m in enumerate(selection.members) if isinstance(m, slice)]
+        if dataset.shape in (None, ()) or not dims or selection.size == 0:
+            return _counted(self.read(None, dataset, selection), 0, limit, what)
+        dim, member, rows = dims[0], selection.members[dims[0]], selection.shape[0]
+        per_row = selection.size // rows
+        parts, used, start, block = [], 0, 0, max(1, VARIABLE_BLOCK_ITEMS // per_row)
+        while start < rows:
+            stop = min(rows, start + block)
+            members = list(selection.members)
+            members[dim] = slice(member.start + start * member.step, member.start + stop * member.step,
+                                 member.step)
+            part = dataset[tuple(members)]
+            used = _counted(part, used, limit, what)
+            parts.append(part)
+            # Small values: take bigger blocks, up to about VARIABLE_BLOCK_BYTES of them at a time.
+            average = used / (stop * per_row)
+            block = max(1, min(rows, int(VARIABLE_BLOCK_BYTES / max(average, 1.0))) // per_row)
+            start = stop
+        return np.concatenate(parts, axis=0)
 
     def single_run(self, dataset: h5py.Dataset, selection: Selection) -> tuple[int, int] | None:
         """(file offset, byte count) when the selection is one contiguous run of the file, else None.
@@ -180,6 +227,14 @@ class SelectionReader:
         else:
             run_inline(self.pool, run, tasks, self.threads)
         return out.reshape(selection.shape)
+
+
+def _counted(values, used: int, limit: int, what: str) -> int:
+    used += value_bytes(values)
+    if used > limit:
+        raise DataError(f"{what}: its variable-length values (strings or ragged arrays) pass {limit} bytes, "
+                        "more than one request may read; select fewer of them", 413, limit_bytes=limit)
+    return used
 
 
 def _chunk_offset(dataset: h5py.Dataset, coord: tuple[int, ...]):

@@ -21,7 +21,6 @@ from flask import Blueprint, Response, current_app, g, request
 from h5grove.utils import QueryArgumentError, convert, parse_bool_arg
 
 from hebi_common.confine import check_dataset_sources
-from hebi_common.sandbox import SandboxError
 
 from . import httpcache
 from .content import Resolver, parse_resolve_links
@@ -30,8 +29,9 @@ from .encoders import Encoded, encode, encode_json, parse_format
 from .errors import DataError
 from .files import FileIdentity
 from .nexus import find_default_plot
+from .reader import decompressed_chunk_bytes
 from .selection import Selection, parse_selection
-from .stats import array_stats, parse_bins
+from .stats import array_stats, check_numbers, parse_bins
 
 blueprint = Blueprint("data", __name__)
 SEND_PIECE = 1 << 20  # gunicorn sends bytes objects only: big bodies leave in 1 MiB pieces
@@ -43,32 +43,19 @@ def _hebi() -> dict:
     return current_app.extensions["hebi"]
 
 
-@blueprint.errorhandler(DataError)
-def _data_error(err: DataError):
-    return _json_error(err.body(), err.status)
-
-
-@blueprint.errorhandler(SandboxError)
-def _sandbox_error(err: SandboxError):
-    return _json_error({"error": err.message, "message": err.message}, err.status)
-
-
 @blueprint.errorhandler(QueryArgumentError)
-def _query_error(err: QueryArgumentError):
-    return _json_error({"error": str(err), "message": str(err)}, 422)
-
-
 @blueprint.errorhandler(OSError)
-def _read_error(err: OSError):
-    # h5py raises OSError for anything HDF5 cannot read: a damaged, truncated or half-written file.
-    ref = request.args.get("file", "the file")
-    message = (f"{ref} could not be read at {request.args.get('path', '/')}: the file is corrupt, truncated "
-               f"or still being written ({str(err).splitlines()[0] if str(err) else type(err).__name__})")
-    return _json_error({"error": message, "message": message}, 422)
-
-
-def _json_error(body: dict, status: int) -> Response:
-    return Response(encode_json(body).body[0], status=status, mimetype="application/json")
+def _as_data_error(err: Exception):
+    """h5grove's argument errors, and h5py's OSError for whatever HDF5 cannot read (a damaged, truncated
+    or half-written file), are the user's DataErrors: the session guard answers them like any other."""
+    if isinstance(err, QueryArgumentError):
+        error = DataError(str(err), 422)
+    else:
+        ref = request.args.get("file", "the file")
+        error = DataError(f"{ref} could not be read at {request.args.get('path', '/')}: the file is corrupt, "
+                          "truncated or still being written "
+                          f"({str(err).splitlines()[0] if str(err) else type(err).__name__})", 422)
+    return current_app.handle_user_exception(error)
 
 
 @blueprint.teardown_request
@@ -83,7 +70,8 @@ def _resolver() -> Resolver:
         raise DataError("the 'file' parameter is required, as <root>/<path in root>, e.g. data/scan.nxs", 400)
     context = _hebi()["context"]
     _, path = context.roots.resolve_ref(ref)
-    resolver = Resolver(context.roots, _hebi()["files"], path, ref)
+    resolver = Resolver(context.roots, _hebi()["files"], path, ref,
+                        max_children=_hebi()["config"].dataserver.max_children)
     g.setdefault("hebi_resolvers", []).append(resolver)
     return resolver
 
@@ -156,7 +144,8 @@ def attr():
     entity = resolver.locate(request.args.get("path"))
     keys = request.args.getlist("attr_keys") if "attr_keys" in request.args else None
     tag, not_modified = _not_modified(resolver)
-    return not_modified or _send(encode_json(resolver.attributes(entity, keys)), tag)
+    limit = _hebi()["config"].dataserver.max_request_bytes
+    return not_modified or _send(encode_json(resolver.attributes(entity, keys, limit)), tag)
 
 
 @blueprint.get("/paths")
@@ -171,8 +160,21 @@ def paths():
 def _dataset_and_selection(resolver: Resolver):
     entity = resolver.locate(request.args.get("path"))
     dataset = entity.require_dataset()
+    max_chunk = _hebi()["config"].dataserver.max_chunk_bytes
+
+    def bounded_chunks(file_path, read: h5py.Dataset) -> None:
+        chunk = decompressed_chunk_bytes(read)
+        if chunk > max_chunk:
+            whose = "its" if read == dataset else (f"the values it reads from {read.name} in "
+                                                   f"{resolver.roots.to_ref(file_path)}, whose")
+            raise DataError(f"{entity.path}: {whose} compressed chunks hold {_size(chunk)} each, and HDF5 "
+                            "decompresses a chunk whole even to read one value; one request may decompress "
+                            f"at most {_size(max_chunk)} per chunk (dataserver.max_chunk_bytes)", 413,
+                            chunk_bytes=chunk, limit_bytes=max_chunk)
+
     sources = check_dataset_sources(resolver.roots, entity.file.path, dataset, entity.path,
-                                    open_file=lambda path: resolver.open(path, resolver.roots.to_ref(path)).h5)
+                                    open_file=lambda path: resolver.open(path, resolver.roots.to_ref(path)).h5,
+                                    each_dataset=bounded_chunks)
     selection = parse_selection(request.args.get("selection"), dataset.shape)
     extra = []
     for source in sources:
@@ -185,7 +187,8 @@ def _dataset_and_selection(resolver: Resolver):
 
 
 def _item_bytes(dataset: h5py.Dataset) -> int:
-    # Variable-length values (strings, ragged arrays) are counted at a modest guess per item.
+    # Variable-length values (strings, ragged arrays): a first guess per item, to refuse huge counts
+    # before reading; read_variable then counts their real size.
     return dataset.dtype.itemsize if not dataset.dtype.hasobject else 64
 
 
@@ -225,8 +228,13 @@ def data():
     if size_text:
         values, bins = _downsampled(entity, dataset, selection, size_text, how)
     else:
-        _limit(selection.size * _item_bytes(dataset), f"reading {entity.path}{_shown(selection)}")
-        values, bins = reader.read(entity.file, dataset, selection), None
+        what = f"reading {entity.path}{_shown(selection)}"
+        _limit(selection.size * _item_bytes(dataset), what)
+        if dataset.dtype.hasobject:
+            limit = _hebi()["config"].dataserver.max_request_bytes
+            values, bins = reader.read_variable(dataset, selection, limit, what), None
+        else:
+            values, bins = reader.read(entity.file, dataset, selection), None
     if isinstance(values, (np.ndarray, np.generic)) and dtype == "safe":
         values = convert(values, "safe")
     if flatten and isinstance(values, np.ndarray):
@@ -286,6 +294,7 @@ def stats():
     tag, not_modified = _not_modified(resolver, extra)
     if not_modified:
         return not_modified
+    check_numbers(dataset.dtype, entity.path)  # before reading: strings can be big
     _limit(selection.size * _item_bytes(dataset), f"statistics of {entity.path}{_shown(selection)}")
     values = _hebi()["reader"].read(entity.file, dataset, selection)
     if isinstance(values, h5py.Empty):

@@ -13,6 +13,7 @@ import numpy as np
 from .errors import DataError
 
 MAX_BINS = 4096
+BLOCK = 1 << 16  # values looked at a time
 
 
 def parse_bins(text: str | None) -> int:
@@ -27,36 +28,67 @@ def parse_bins(text: str | None) -> int:
     return bins
 
 
+def check_numbers(dtype: np.dtype, what: str) -> None:
+    if dtype.kind not in "biuf" or dtype.hasobject:
+        raise DataError(f"statistics need numbers; {what} holds {dtype} values", 422)
+
+
 def array_stats(values, bins: int = 64) -> dict:
+    """The statistics, looked at ``BLOCK`` values at a time: whatever the selection, the working arrays
+    (masks, finite values, squares) stay one block's size, so a request holds little more than its values.
+    Two passes, as NumPy's ``std`` does: min, max and mean first, then the deviations and the histogram."""
     data = np.asarray(values)
     if data.dtype.kind == "b":
-        data = data.astype(np.uint8)
-    if data.dtype.kind not in "iuf":
-        raise DataError(f"statistics need numbers; this selection holds {data.dtype} values", 422)
-    data = data.reshape(-1)
-    total = int(data.size)
-    nan_count = inf_count = 0
-    if data.dtype.kind == "f":
-        finite_mask = np.isfinite(data)
-        if not finite_mask.all():
-            nan_count = int(np.isnan(data).sum())
-            inf_count = int(total - nan_count - finite_mask.sum())
-            data = data[finite_mask]
+        data = data.view(np.uint8)
+    check_numbers(data.dtype, "this selection")
+    flat = data.reshape(-1)
+    floats = data.dtype.kind == "f"
+
+    def finite_blocks():
+        for start in range(0, flat.size, BLOCK):
+            block = flat[start:start + BLOCK]
+            yield block[np.isfinite(block)] if floats else block
+
+    nan_count = 0
+    if floats:
+        for start in range(0, flat.size, BLOCK):
+            nan_count += int(np.count_nonzero(np.isnan(flat[start:start + BLOCK])))
+    count, total = 0, 0.0
+    low = high = positive_min = strict_min = None
+    for block in finite_blocks():
+        if not block.size:
+            continue
+        count += int(block.size)
+        total += float(np.sum(block, dtype=np.float64))
+        low = block.min() if low is None else min(low, block.min())
+        high = block.max() if high is None else max(high, block.max())
+        positive = block[block >= 0]
+        if positive.size:
+            positive_min = positive.min() if positive_min is None else min(positive_min, positive.min())
+            strict = positive[positive > 0]
+            if strict.size:
+                strict_min = strict.min() if strict_min is None else min(strict_min, strict.min())
     result = {"strict_positive_min": None, "positive_min": None, "min": None, "max": None, "mean": None,
-              "std": None, "count": int(data.size), "nan_count": nan_count, "inf_count": inf_count,
-              "histogram": None}
-    if data.size == 0:
+              "std": None, "count": count, "nan_count": nan_count,
+              "inf_count": int(flat.size - count - nan_count), "histogram": None}
+    if count == 0:
         return result
-    cast = float if data.dtype.kind == "f" else int
-    positive = data[data >= 0]
-    strict = positive[positive > 0]
-    low, high = data.min(), data.max()
+    mean = total / count
+    squares = 0.0
+    counts = np.zeros(bins, dtype=np.int64)
+    edges = None
+    for block in finite_blocks():
+        deviations = block.astype(np.float64)
+        deviations -= mean
+        squares += float(np.dot(deviations, deviations))
+        if bins:
+            block_counts, edges = np.histogram(block, bins=bins, range=(float(low), float(high)))
+            counts += block_counts
+    cast = float if floats else int
     result.update(
-        strict_positive_min=cast(strict.min()) if strict.size else None,
-        positive_min=cast(positive.min()) if positive.size else None,
-        min=cast(low), max=cast(high),
-        mean=float(np.mean(data, dtype=np.float64)), std=float(np.std(data, dtype=np.float64)))
+        strict_positive_min=None if strict_min is None else cast(strict_min),
+        positive_min=None if positive_min is None else cast(positive_min),
+        min=cast(low), max=cast(high), mean=float(mean), std=float(np.sqrt(squares / count)))
     if bins:
-        counts, edges = np.histogram(data, bins=bins, range=(float(low), float(high)))
         result["histogram"] = {"counts": counts.tolist(), "edges": edges.tolist()}
     return result
