@@ -15,6 +15,7 @@ from hebi_common.session import SessionContext, install_flask_session_guard
 from . import files, health, openapi, plugins, process_lists
 from .bodies import install_body_check
 from .jobs import routes as jobs_routes
+from .quota import UploadQuota
 
 
 def create_app(config: HebiConfig | None = None, context: SessionContext | None = None) -> Flask:
@@ -28,6 +29,7 @@ def create_app(config: HebiConfig | None = None, context: SessionContext | None 
         "config": config,
         "context": context,
         "catalogue": load_catalogue(config.session.plugin_catalogue),
+        "quota": UploadQuota(context.roots, config.session.quota_bytes),
     }
     install_flask_session_guard(app, context)
     install_body_check(app)  # after the identity check: a stranger learns nothing from a 415

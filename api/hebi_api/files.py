@@ -72,13 +72,14 @@ def upload_file():
         abort(413, description=f"the file is {request.content_length} bytes; uploads are limited to {limit} bytes")
 
     # Streamed into a file beside the target that replaces it only when complete: a failed upload
-    # leaves the old file as it was.
+    # (too large, over the quota, cut short) leaves the old file as it was and no temporary file.
     written = 0
-    with atomic_write(target) as out:
+    with hebi("quota").upload(target, request.content_length) as take, atomic_write(target) as out:
         while chunk := request.stream.read(CHUNK):
             written += len(chunk)
             if written > limit:
                 raise SandboxError(f"the upload passed the limit of {limit} bytes", 413)
+            take(len(chunk))
             out.write(chunk)
         if request.content_length is not None and written != request.content_length:
             raise SandboxError(f"the upload ended after {written} of {request.content_length} bytes", 400)

@@ -422,7 +422,9 @@ def _upload(path: Path):
         existed = path.exists()
         if existed:
             _check_if_match(path)
-        _write_bytes_atomically(content, path)
+        with hebi("quota").upload(path, len(content)) as take:
+            take(len(content))
+            _write_bytes_atomically(content, path)
         return _answer(process_list, path, 200 if existed else 201)
 
 

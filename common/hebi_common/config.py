@@ -44,6 +44,9 @@ class SessionConfig(_Section):
     roots: dict[str, RootConfig] = Field(default_factory=dict)
     #: Largest request body the API stores (uploads); larger ones get 413.
     max_upload_bytes: int = Field(default=10 * 1024**3, gt=0)
+    #: Most bytes the user's writable roots may hold for an upload to be stored (0: no quota); an upload
+    #: that would pass it gets 413. Measured by the API (hebi_api.quota); filesystem quotas stay the hard limit.
+    quota_bytes: int = Field(default=0, ge=0)
     #: Where the API keeps the user's own state (job registry, local job records). ``{user}`` and
     #: ``{home}`` expand. Empty: ``{home}/.hebi`` for users with a home, else ``<user>/state`` in the
     #: launcher's own folder for the user. It must be the user's alone (hebi_common.session).
@@ -142,6 +145,8 @@ class JobModeConfig(_Section):
     #: Memory a job may use (MB); 0 = ask the scheduler for nothing.
     memory_mb: int = Field(default=0, ge=0)
     max_memory_mb: int = Field(default=64 * 1024, ge=0)
+    #: GPUs on this mode's queue. 0: a list with an active GPU-only plugin is refused at submission.
+    gpus: int = Field(default=0, ge=0)
 
 
 class LocalJobsConfig(_Section):
