@@ -128,6 +128,9 @@ class DataserverConfig(_Section):
     max_chunk_bytes: int = Field(default=64 * 1024**2, gt=0)
     #: Children of a group listed by one /data/meta; the answer says ``truncated`` beyond.
     max_children: int = Field(default=10_000, ge=1)
+    #: Most bytes one request may make HDF5 decompress (compressed chunks it crosses x their size): a
+    #: column of a row-chunked image is small but crosses every chunk. More gets 413.
+    max_decompressed_bytes: int = Field(default=4 * 1024**3, gt=0)
 
 
 class JobModeConfig(_Section):

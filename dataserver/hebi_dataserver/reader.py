@@ -63,6 +63,18 @@ def decompressed_chunk_bytes(dataset: h5py.Dataset) -> int:
     return math.prod(dataset.chunks) * dataset.dtype.itemsize
 
 
+def chunks_crossed(dataset: h5py.Dataset, selection: Selection) -> int:
+    """How many chunks a selection of a chunked dataset crosses, from its shape alone."""
+    count = 1
+    for member, chunk in zip(selection.box, dataset.chunks):
+        taken = range(member.start, member.stop, member.step)
+        if not taken:
+            return 0
+        # Steps shorter than a chunk cannot skip one; longer ones land in a chunk each.
+        count *= len(taken) if member.step >= chunk else taken[-1] // chunk - taken[0] // chunk + 1
+    return count
+
+
 class SelectionReader:
     """Reads selections; one instance per app, sharing a small thread pool."""
 

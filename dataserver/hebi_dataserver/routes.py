@@ -29,7 +29,7 @@ from .encoders import Encoded, encode, encode_json, parse_format
 from .errors import DataError
 from .files import FileIdentity
 from .nexus import find_default_plot
-from .reader import decompressed_chunk_bytes
+from .reader import chunks_crossed, decompressed_chunk_bytes
 from .selection import Selection, parse_selection
 from .stats import array_stats, check_numbers, parse_bins
 
@@ -176,6 +176,15 @@ def _dataset_and_selection(resolver: Resolver):
                                     open_file=lambda path: resolver.open(path, resolver.roots.to_ref(path)).h5,
                                     each_dataset=bounded_chunks)
     selection = parse_selection(request.args.get("selection"), dataset.shape)
+    chunk = decompressed_chunk_bytes(dataset)
+    if chunk:
+        crossed = chunks_crossed(dataset, selection)
+        limit = _hebi()["config"].dataserver.max_decompressed_bytes
+        if crossed * chunk > limit:
+            raise DataError(f"{entity.path}{_shown(selection)} crosses {crossed} compressed chunks, which HDF5 "
+                            f"would decompress whole: {_size(crossed * chunk)}, more than one request may "
+                            f"decompress ({_size(limit)}): select along the chunks (e.g. whole frames)", 413,
+                            needed_bytes=crossed * chunk, limit_bytes=limit)
     extra = []
     for source in sources:
         try:

@@ -138,3 +138,16 @@ def test_children_are_listed_in_h5pys_order(dataserver, data_dir, track_order):
         expected = list(f["g"])
     children = dataserver.get("/data/meta?file=data/order.h5&path=/g").json["children"]
     assert [c["name"] for c in children] == expected
+
+
+def test_a_small_selection_across_many_compressed_chunks_is_refused(make_dataserver, data_dir):
+    # One column of a row-chunked image is 1000 values, but HDF5 decompresses every chunk it crosses.
+    client, _ = make_dataserver(max_decompressed_bytes=1_000_000)
+    with h5py.File(data_dir / "rows.h5", "w") as f:
+        f.create_dataset("d", data=np.ones((1000, 1000), "f4"), chunks=(10, 1000), compression="gzip")
+    answer = client.get("/data/data?file=data/rows.h5&path=/d&selection=:,0")
+    assert_json_error(answer, 413, "/d", "100 compressed chunks", "3.8 MiB")
+    assert answer.json["needed_bytes"] == 100 * 40_000 and answer.json["limit_bytes"] == 1_000_000
+    assert client.get("/data/stats?file=data/rows.h5&path=/d&selection=:,0").status_code == 413
+    assert client.get("/data/data?file=data/rows.h5&path=/d&selection=::100,0").json == [1.0] * 10
+    assert client.get("/data/data?file=data/rows.h5&path=/d&selection=5,:&format=bin").status_code == 200
