@@ -25,7 +25,7 @@ import glob
 import os
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -37,6 +37,8 @@ from .sandbox import Roots, SandboxError
 PREFIX_VARIABLES = ("HDF5_EXT_PREFIX", "HDF5_VDS_PREFIX", "HDF5_EXTFILE_PREFIX", "HDF5_PLUGIN_PRELOAD")
 #: Links and nested virtual datasets followed from one dataset before its read is refused.
 MAX_SOURCE_HOPS = 32
+#: Plain source datasets remembered (``check_dataset_sources(plain=...)``) before the memory starts afresh.
+MAX_PLAIN_SOURCES = 65536
 
 
 def clear_hdf5_prefixes(environ=os.environ) -> None:
@@ -83,7 +85,8 @@ def external_link_target(roots: Roots, linking_file: Path, link: h5py.ExternalLi
 
 def check_dataset_sources(roots: Roots, file_path: Path, dataset: h5py.Dataset, where: str, *,
                           open_file: Callable[[Path], h5py.File] | None = None,
-                          each_dataset: Callable[[Path, h5py.Dataset], None] | None = None) -> list[Path]:
+                          each_dataset: Callable[[Path, h5py.Dataset], None] | None = None,
+                          plain: MutableMapping[tuple, bool] | None = None) -> list[Path]:
     """Refuse reading a dataset when any file HDF5 could open to read it lies outside the roots.
 
     HDF5 opens, by its own search rules: the dataset's external raw files; its VDS source files, where a
@@ -91,14 +94,17 @@ def check_dataset_sources(roots: Roots, file_path: Path, dataset: h5py.Dataset, 
     whatever the source dataset's path leads to (soft and external links, a VDS of its own).
     ``open_file`` opens a source file (already checked) for that walk; by default h5py opens it for the
     call. ``each_dataset(file, dataset)`` is called for the dataset and every source dataset reached,
-    for checks of the caller's own (e.g. how big their chunks are). Returns the files found (all inside
-    the roots) so callers can include them in ETags.
+    for checks of the caller's own (e.g. how big their chunks are). ``plain`` is a cache the caller may
+    keep (with one ``each_dataset``) of source datasets found plain: reached by hard links only, neither
+    virtual nor externally stored. Such a source is not opened again while its file is unchanged (same
+    inode, size, mtime and ctime, which no user can set back), so a VDS over many files stays cheap.
+    Returns the files found (all inside the roots) so callers can include them in ETags.
     """
     with ExitStack() as stack:
         if open_file is None:
             def open_file(path: Path) -> h5py.File:
                 return stack.enter_context(h5py.File(path, "r", locking=False))
-        check = _SourceCheck(roots, where, open_file, each_dataset)
+        check = _SourceCheck(roots, where, open_file, each_dataset, plain)
         check.dataset(file_path, dataset, 0)
         return list(check.found)
 
@@ -107,11 +113,13 @@ class _SourceCheck:
     """One walk over the files HDF5 would open to read one dataset."""
 
     def __init__(self, roots: Roots, where: str, open_file: Callable[[Path], h5py.File],
-                 each_dataset: Callable[[Path, h5py.Dataset], None] | None):
+                 each_dataset: Callable[[Path, h5py.Dataset], None] | None,
+                 plain: MutableMapping[tuple, bool] | None):
         self.roots = roots
         self.where = where
         self.open_file = open_file
         self.each_dataset = each_dataset
+        self.plain = plain
         self.found: dict[Path, None] = {}
         self.walked: set[tuple[Path, str]] = set()
 
@@ -153,14 +161,28 @@ class _SourceCheck:
         if (file_path, dset_name) in self.walked:
             return
         self.walked.add((file_path, dset_name))
+        key = None
+        if self.plain is not None:
+            try:
+                stat = os.stat(file_path)
+            except OSError:
+                return  # HDF5 cannot open it either
+            key = (str(file_path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns,
+                   dset_name)
+            if key in self.plain:
+                return
         try:
             h5 = self.open_file(file_path)
         except (OSError, UserError):  # HDF5 cannot open it either, and reads the fill value instead
             return
-        self.walk(file_path, h5, dset_name, depth)
+        if self.walk(file_path, h5, dset_name, depth) and key is not None:
+            if len(self.plain) >= MAX_PLAIN_SOURCES:
+                self.plain.clear()
+            self.plain[key] = True
 
-    def walk(self, file_path: Path, h5: h5py.File, path: str, depth: int) -> None:
-        """Follow ``path`` in ``h5`` one link at a time, as HDF5 will, checking every file it leads to."""
+    def walk(self, file_path: Path, h5: h5py.File, path: str, depth: int) -> bool:
+        """Follow ``path`` in ``h5`` one link at a time, as HDF5 will, checking every file it leads to.
+        True when the walk stayed plain: hard links only, to no virtual or externally stored dataset."""
         self._deeper(depth)
         group = h5["/"]
         parts = [part for part in path.split("/") if part]
@@ -169,30 +191,31 @@ class _SourceCheck:
             if "%" in part:  # HDF5 expands %b in source dataset names too: walk every member it matches
                 for name in _printf_members(group, part):
                     self.walk(file_path, h5, posixpath.join(group.name, name, rest), depth + 1)
-                return
+                return False
             try:
                 link = group.get(part, getlink=True)
             except (KeyError, OSError, RuntimeError):
-                return  # nothing HDF5 can follow either
-            if isinstance(link, h5py.SoftLink):
+                return True  # nothing HDF5 can follow either
+            if isinstance(link, h5py.SoftLink):  # stays in this file: as plain as where it leads
                 target = posixpath.join(group.name, link.path)  # an absolute link.path replaces group.name
-                self.walk(file_path, h5, posixpath.join(target, rest), depth + 1)
-                return
+                return self.walk(file_path, h5, posixpath.join(target, rest), depth + 1)
             if isinstance(link, h5py.ExternalLink):
                 for target_file in self.files(file_path, link.filename):
                     self.source(target_file, posixpath.join(link.path, rest), depth + 1)
-                return
+                return False
             if not isinstance(link, h5py.HardLink):
-                return  # dangling or user-defined: HDF5 reads the fill value
+                return True  # dangling or user-defined: HDF5 reads the fill value
             try:
                 obj = group.get(part)
             except (KeyError, OSError, RuntimeError):
-                return
+                return True
             if isinstance(obj, h5py.Dataset) and not rest:
                 self.dataset(file_path, obj, depth + 1)
+                return not (obj.is_virtual or obj.external)
             if not isinstance(obj, h5py.Group):
-                return
+                return True
             group = obj
+        return True
 
 
 _PRINTF = re.compile(r"%(.)", re.DOTALL)

@@ -34,6 +34,8 @@ def create_app(config: HebiConfig | None = None, context: SessionContext | None 
         # Downsampled views read and bin bands of rows in parallel; their own pool, since each band's
         # read may use the reader's.
         "views": ThreadPoolExecutor(settings.read_threads, thread_name_prefix="hebi-view"),
+        # VDS source datasets found plain (hebi_common.confine): not opened again while unchanged.
+        "plain_sources": {},
     }
     install_flask_session_guard(app, context)
     app.register_blueprint(routes.blueprint, url_prefix="/data")

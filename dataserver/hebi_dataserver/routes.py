@@ -174,7 +174,7 @@ def _dataset_and_selection(resolver: Resolver):
 
     sources = check_dataset_sources(resolver.roots, entity.file.path, dataset, entity.path,
                                     open_file=lambda path: resolver.open(path, resolver.roots.to_ref(path)).h5,
-                                    each_dataset=bounded_chunks)
+                                    each_dataset=bounded_chunks, plain=_hebi()["plain_sources"])
     selection = parse_selection(request.args.get("selection"), dataset.shape)
     chunk = decompressed_chunk_bytes(dataset)
     if chunk:

@@ -260,3 +260,25 @@ def test_vds_source_dataset_that_is_a_link_out_of_its_file_is_refused(dataserver
     answer = dataserver.get("/data/data?file=data/self.h5&path=/v")
     assert_json_error(answer, 403, "outside")
     assert_nothing_of_bob(answer)
+
+
+def test_a_vds_over_many_files_is_checked_without_reopening_them(make_dataserver, data_dir, bob):
+    client, app = make_dataserver(open_files=4)
+    (data_dir / "series").mkdir()
+    for i in range(40):
+        with h5py.File(data_dir / "series" / f"frames_{i}.h5", "w") as f:
+            f["data"] = np.full((2, 4), i, dtype="f8")
+    write_printf_vds(data_dir / "series.h5", "series/frames_%b.h5")
+    query = "/data/data?file=data/series.h5&path=/v&selection=::2,0"
+    assert client.get(query).json == list(range(40))
+    files = app.extensions["hebi"]["files"]
+    opened = files.opened
+    assert client.get(query).json == list(range(40))
+    assert files.opened - opened <= 1  # at most the VDS's own file, pushed out by its sources
+    # A source file that changes is walked again: now its dataset is an external link to bob's file.
+    (data_dir / "series" / "frames_7.h5").unlink()
+    with h5py.File(data_dir / "series" / "frames_7.h5", "w") as f:
+        f["data"] = h5py.ExternalLink(str(bob / "series_0.h5"), "/data")
+    answer = client.get(query)
+    assert_json_error(answer, 403, "outside")
+    assert_nothing_of_bob(answer)
