@@ -358,11 +358,10 @@ def value_problem(name: str, value: Any, definition: dict[str, Any]) -> str | No
         return None
     if name in NOT_TUNABLE and isinstance(value, str) and ";" in value:
         return f"The parameter '{name}' cannot be tuned (no ';' values)."
-    if name in DATASET_PARAMETERS:
-        problem = dataset_name_problem(name, value)
-        if problem:
-            return problem
-    return _single_problem(name, value, definition)
+    problem = _single_problem(name, value, definition)
+    if problem is None and name in DATASET_PARAMETERS:
+        return dataset_name_problem(name, value)
+    return problem
 
 
 # -- what a run receives ------------------------------------------------------------------------------
