@@ -191,8 +191,8 @@ def test_finding_17_failed_jobs_show_the_reason(world):
 
 # -- 18. job names with ' or ( -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["Bob's scan (test)", 'say "hi"', "a;b|c&d", "$(rm -rf ~)", "`id`", "x*?[]{}!~",
-                                  "naïve 日本語", "back\\slash", "<b>bold</b>"])
+@pytest.mark.parametrize("name", ["Bob's scan (test)", 'say "hi" $(rm -rf ~) `id`', "a;b|c&d > x", "x*?[]{}!~",
+                                  "naïve 日本語 back\\slash", "<b>bold</b>"])
 def test_finding_18_job_names_with_quotes_or_parentheses_are_accepted(world, name):
     alice = world.alice
     answer = alice.hostile("POST", "/api/jobs", finding="18", json={

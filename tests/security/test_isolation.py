@@ -215,16 +215,28 @@ def test_path_traversal_into_bobs_folders_is_refused_everywhere(world, links, in
               ]
     for method, path, kwargs in writes:
         alice.refused(method, path, finding="traversal", **kwargs)
-    # An output folder is made if missing: a name that stays inside alice's output is only a folder name.
-    job = alice.hostile("POST", "/api/jobs", finding="traversal", json={
+    # An output folder is made if missing; the preview is bad on purpose, so that no job runs: the
+    # answer is the output's refusal or the preview's, and bob's folders are compared after the test.
+    alice.refused("POST", "/api/jobs", finding="traversal", json={
         "process_list": "processing/alice_list.nxs", "dataset": "data/scan.nxs", "output": f"output/{traversal}",
+        "mode": "preview", "preview": "not a preview"})
+
+
+@pytest.mark.parametrize("output", ["....//....//bob/data", "link_to_bob", "/ABS/users/bob/output"])
+def test_an_output_folder_named_like_a_traversal_stays_in_alices_output(world, links, output):
+    output = output.replace("/ABS", str(world.system.base))
+    job = world.alice.hostile("POST", "/api/jobs", finding="traversal", json={
+        "process_list": "processing/alice_list.nxs", "dataset": "data/scan.nxs", "output": f"output/{output}",
         "mode": "full"})
-    if job.status_code == 201:
-        assert job.json()["run_folder"].startswith("output/"), job.text
-        assert Path(world.alice_folders["output"], job.json()["run_folder"].partition("/")[2]).resolve().is_relative_to(
-            world.alice_folders["output"].resolve())
-    else:
+    if job.status_code != 201:
         assert 400 <= job.status_code < 500, job.text
+        return
+    run_folder = job.json()["run_folder"]
+    assert run_folder.startswith("output/"), job.text
+    where = Path(world.alice_folders["output"], run_folder.partition("/")[2]).resolve()
+    assert where.is_relative_to(world.alice_folders["output"].resolve()), where
+    done = wait_for_job(world.alice, world.url, job.json()["id"])
+    assert done["state"] == "finished", done
 
 
 @pytest.mark.parametrize("quoted", ["..%2F..%2Fbob%2Fprocessing%2Fbob_list.nxs", "%2e%2e/%2e%2e/bob/processing/bob_list.nxs",
