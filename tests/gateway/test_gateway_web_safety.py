@@ -127,6 +127,15 @@ def test_login_throttle_refuses_even_the_right_password_until_the_delay_passes(t
     run(scenario, tmp_path, login_free_failures=3, login_delay=1, login_max_delay=60)
 
 
+def test_login_throttle_counts_guesses_sent_at_once(tmp_path):
+    async def scenario(client, launcher):
+        client.server.app[THROTTLE].clock = FakeClock()
+        answers = await asyncio.gather(*(login(client, "alice", f"guess-{i}") for i in range(50)))
+        statuses = sorted(answer.status for answer in answers)
+        assert statuses.count(401) == 3 and statuses.count(429) == 47, statuses
+    run(scenario, tmp_path, login_free_failures=3)
+
+
 def test_login_throttle_is_per_address_too(tmp_path):
     async def scenario(client, launcher):
         client.server.app[THROTTLE].clock = FakeClock()

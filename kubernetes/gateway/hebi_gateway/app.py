@@ -108,7 +108,8 @@ async def same_origin_only(request: web.Request, handler) -> web.StreamResponse:
 def _same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is not None:
-        return _normal_origin(origin) == _own_origin(request)
+        own = _own_origin(request)
+        return own is not None and _normal_origin(origin) == own
     site = request.headers.get("Sec-Fetch-Site")
     return site is None or site == "same-origin"
 
@@ -211,7 +212,7 @@ async def do_login(request: web.Request) -> web.Response:
     next_path = _safe_next(str(form.get("next", "/")))
     throttle: LoginThrottle = request.app[THROTTLE]
     address = _client_address(request)
-    wait = throttle.retry_after(name, address)
+    wait = throttle.attempt(name, address)
     if wait:
         log.warning("login for %r from %s refused: throttled for %d s more", name, address, wait)
         response = _html(login_page(next_path, f"Too many failed logins. Try again in {wait} seconds.", name), 429)
@@ -224,10 +225,10 @@ async def do_login(request: web.Request) -> web.Response:
     except IdentityError:
         pass
     if account is None:
-        locked = throttle.failed(name, address)
+        locked = throttle.retry_after(name, address)
         log.warning("failed login for %r from %s%s", name, address, f"; locked for {locked} s" if locked else "")
         return _html(login_page(next_path, "Wrong user name or password.", name), status=401)
-    throttle.succeeded(account.name)
+    throttle.succeeded(name, address)
     token = request.app[LOGINS].create(account.name, password_stamp(account))
     log.info("%s logged in from %s", account.name, address)
     response = web.HTTPSeeOther(next_path)

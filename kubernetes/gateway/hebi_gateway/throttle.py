@@ -1,11 +1,12 @@
 """Login throttling: growing delays after failed logins, per account and per client address.
 
-After ``free`` failures of one key (an account name, or an address), each further failure locks the key
+From the ``free``-th failure of one key (an account name, or an address) on, each failure locks the key
 for ``delay * 2**(failures - free)`` seconds, at most ``max_delay``. While a key is locked every login
-through it is refused at once, the right password too: otherwise guessing would simply go on, and the
-lockout would only slow the guesser's clock. A key's failures are forgotten ``window`` seconds after its
-last one, and a successful login clears its account's failures (not its address's: an attacker could
-otherwise clear their address by logging in to an account of their own between guesses).
+through it is refused at once, the right password too: otherwise guessing would simply go on, only
+slower to answer. Each admitted attempt counts as a failure from the start, so fifty guesses sent at
+once are counted as they arrive. A key's failures are forgotten ``window`` seconds after its last one,
+and a successful login clears its account's failures (not its address's: an attacker could otherwise
+clear their address by logging in to an account of their own between guesses).
 
 The tables are bounded (``entries`` keys each, the least recently failed dropped first), so a flood of
 made-up names cannot grow the gateway's memory.
@@ -44,8 +45,13 @@ class LoginThrottle:
                  if (failures := self._current(kind, key, now)) is not None]
         return max(0, math.ceil(max(waits, default=0)))
 
-    def failed(self, account: str, address: str) -> int:
-        """Count a failed login; returns the seconds the account or address is now locked for (0: none)."""
+    def attempt(self, account: str, address: str) -> int:
+        """Admit a login attempt (0) or refuse it (the seconds to wait). An admitted attempt counts as a
+        failure at once, until ``succeeded``: guesses sent in parallel are then counted as they arrive,
+        not only when their passwords have been checked."""
+        wait = self.retry_after(account, address)
+        if wait:
+            return wait
         now = self.clock()
         for kind, key in (("account", account), ("address", address)):
             table = self._tables[kind]
@@ -59,10 +65,16 @@ class LoginThrottle:
             table.move_to_end(key)
             while len(table) > self.entries:
                 table.popitem(last=False)
-        return self.retry_after(account, address)
+        return 0
 
-    def succeeded(self, account: str) -> None:
+    def succeeded(self, account: str, address: str) -> None:
+        """The admitted attempt was right: the account's failures are cleared, the address's one taken back."""
         self._tables["account"].pop(account, None)
+        failures = self._tables["address"].get(address)
+        if failures is not None:
+            failures.count -= 1
+            if failures.count < self.free["address"]:
+                failures.locked_until = failures.last
 
     def _current(self, kind: str, key: str, now: float) -> _Failures | None:
         table = self._tables[kind]
