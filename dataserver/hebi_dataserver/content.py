@@ -232,14 +232,13 @@ class Resolver:
         if isinstance(obj, h5py.Datatype):
             return sorted_dict(("type", get_type_metadata(obj.id)), *base.items())
         if isinstance(obj, h5py.Group) and depth > 0:
-            names = self._first_names(obj)
+            names = self.first_names(obj)
             children = []
             by_target: dict[tuple, dict] = {}  # many links often name one target: resolve it once
             for name in names:
                 link = self._link(entity, name)
                 if isinstance(link, h5py.HardLink):
-                    child = self._entity(entity.file, obj, name, posixpath.join(entity.path, name))
-                    children.append(self.metadata(child, depth - 1))
+                    children.append(self.metadata(self.child(entity, name), depth - 1))
                     continue
                 key = (type(link), getattr(link, "filename", None),
                        posixpath.join(obj.name, getattr(link, "path", name)))
@@ -251,7 +250,7 @@ class Resolver:
             return sorted_dict(("children", children), *extra, *base.items())
         return sorted_dict(*base.items())
 
-    def _first_names(self, group: h5py.Group) -> list[str]:
+    def first_names(self, group: h5py.Group) -> list[str]:
         """The first ``max_children`` link names in one pass over the group (h5py's ``keys()`` asks for
         each name by its index, which HDF5 answers by sorting the group's links again)."""
         names: list[str] = []
@@ -264,6 +263,13 @@ class Resolver:
         index = h5py.h5.INDEX_CRT_ORDER if tracked else h5py.h5.INDEX_NAME  # h5py's order for keys()
         group.id.links.iterate(take, idx_type=index, order=h5py.h5.ITER_INC)
         return names
+
+    def child(self, entity: Entity, name: str) -> Entity:
+        """A child of a group, as ``locate(path, "only_valid")`` finds it, found from the group itself."""
+        link = self._link(entity, name)
+        if isinstance(link, h5py.HardLink):
+            return self._entity(entity.file, entity.obj, name, posixpath.join(entity.path, name))
+        return self._child(entity, name, link)
 
     def _link(self, entity: Entity, name: str):
         try:

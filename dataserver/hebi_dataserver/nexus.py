@@ -92,9 +92,9 @@ def find_default_plot(resolver: Resolver) -> dict:
 def _implicit_child(resolver: Resolver, entity: Entity) -> Entity | None:
     group = entity.obj
     by_class: dict[str, Entity] = {}
-    for name in group.keys():
+    for name in resolver.first_names(group):  # as many as /meta lists, in one pass
         try:
-            child = resolver.locate(posixpath.join(entity.path, name), "all")
+            child = resolver.child(entity, name)
         except UserError:
             continue
         if isinstance(child.obj, h5py.Group):
@@ -130,9 +130,12 @@ def _search_nxdata(resolver: Resolver, chain: list[str]) -> dict | None:
     """Files without NX_class on their entries (Savu's own output has none on /entry1): any NXdata
     group with a signal, in file order; the first whose signal can be read wins."""
     candidates: list[str] = []
+    seen = 0
 
     def visit(name: str, obj):
-        if len(candidates) > 64:
+        nonlocal seen
+        seen += 1
+        if len(candidates) > 64 or seen > MAX_SCAN:
             return True
         if isinstance(obj, h5py.Group) and text_attr(obj, "NX_class") == "NXdata" and text_attr(obj, "signal"):
             candidates.append("/" + name)
