@@ -282,3 +282,9 @@ def test_a_vds_over_many_files_is_checked_without_reopening_them(make_dataserver
     answer = client.get(query)
     assert_json_error(answer, 403, "outside")
     assert_nothing_of_bob(answer)
+
+
+def test_h5grove_argument_errors_are_json_422(dataserver, data_dir):
+    with h5py.File(data_dir / "names.h5", "w") as f:
+        f["names"] = np.array([b"a", b"b"])
+    assert_json_error(dataserver.get("/data/data?file=data/names.h5&path=/names&dtype=safe"), 422, "non-numeric")
