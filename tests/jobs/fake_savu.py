@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A stand-in for ``savu DATA PROCESS_LIST OUT -f FOLDER`` in the job tests: it behaves as the dataset
-file tells it (JSON: {"seconds": s, "exit": code, "steps": n}), writes Savu's ``run_log/user.log`` with
-``NN% complete`` lines, records the loader preview it was given, and writes an output file."""
+file tells it (its ``fake_savu`` attribute, JSON: {"seconds": s, "exit": code, "steps": n, "stderr": text,
+"user_log": text}), writes Savu's ``run_log/user.log`` with ``NN% complete`` lines, records the loader
+preview it was given, and writes an output file."""
 import json
 import os
 import sys
@@ -12,7 +13,6 @@ from pathlib import Path
 def main() -> int:
     data, process_list, out = sys.argv[1], sys.argv[2], sys.argv[3]
     folder = sys.argv[sys.argv.index("-f") + 1] if "-f" in sys.argv else time.strftime("%Y%m%d%H%M%S") + "_run"
-    behaviour = json.loads(Path(data).read_text() or "{}")
     run = Path(out) / folder
     (run / "run_log").mkdir(parents=True, exist_ok=True)
     log = open(run / "run_log" / "user.log", "a", buffering=1)
@@ -21,6 +21,9 @@ def main() -> int:
         log.write(time.strftime("%Y-%m-%d %H:%M:%S,000") + " - " + message + "\n")
 
     say("User Log Started")
+    import h5py  # after the log exists, as before: a test cancels as soon as a job runs and reads its log
+    with h5py.File(data, "r") as scan:
+        behaviour = json.loads(scan.attrs.get("fake_savu", "{}"))
     try:
         from hebi_common.savu.process_list import read_process_list
         loader = read_process_list(process_list).plugins[0]
@@ -41,8 +44,8 @@ def main() -> int:
         say(f"FakeFilter - {int(100 * step / steps)}% complete")
     code = int(behaviour.get("exit", 0))
     if code:
-        print("fake savu: failing as asked", file=sys.stderr, flush=True)
-        say(f"ERROR: failing with exit code {code} as asked")
+        print(behaviour.get("stderr", "fake savu: failing as asked"), file=sys.stderr, flush=True)
+        say(behaviour.get("user_log", f"ERROR: failing with exit code {code} as asked"))
         return code
     (run / "result_processed.nxs").write_bytes(b"fake result\n")
     say("* Processing Complete in %.2f seconds *" % seconds)

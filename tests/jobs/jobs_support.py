@@ -98,8 +98,11 @@ def write_session(base: Path, backend: str, **jobs_overrides) -> Path:
 
 
 def dataset(base: Path, name: str, **behaviour) -> str:
-    """A dataset for the fake Savu saying how to behave (seconds to run, exit code); its <root>/<path>."""
-    (base / "roots" / "data" / name).write_text(json.dumps(behaviour))
+    """A tiny real HDF5 dataset (submission refuses files h5py cannot open) whose ``fake_savu`` attribute
+    tells the fake Savu how to behave (seconds to run, exit code, stderr); its <root>/<path>."""
+    import h5py
+    with h5py.File(base / "roots" / "data" / name, "w") as data:
+        data.attrs["fake_savu"] = json.dumps(behaviour)
     return f"data/{name}"
 
 

@@ -71,7 +71,7 @@ def run_folder(cluster: Cluster, job: dict) -> Path:
 def test_preview_runs_a_copy_keeping_the_chosen_central_slices(cluster):
     """Submitted first, checked to the end by the last test: the preview that outlives its time limit."""
     api = cluster.api
-    job = api.submit(dataset(cluster.base, "long.json", seconds=300, steps=300), mode="preview", preview=3,
+    job = api.submit(dataset(cluster.base, "long.nxs", seconds=300, steps=300), mode="preview", preview=3,
                      resources={"time_limit": TIME_LIMIT[cluster.name]})
     cluster.timeout_job = job
     assert job["mode"] == "preview" and job["state"] in ACTIVE
@@ -92,7 +92,7 @@ def test_full_job_runs_the_list_as_it_is_and_finishes_with_outputs(cluster):
     api = cluster.api
     # Two cores on GridEngine (its smp parallel environment); Slurm's one node is busy with the preview.
     cores = 2 if cluster.name == "drmaa" else 1
-    job = api.submit(dataset(cluster.base, "quick.json", seconds=1, steps=4), mode="full",
+    job = api.submit(dataset(cluster.base, "quick.nxs", seconds=1, steps=4), mode="full",
                      resources={"cores": cores})
     done = api.wait(job["id"], {"finished", "failed", "lost"}, timeout=90)
     assert done["state"] == "finished", done
@@ -111,18 +111,36 @@ def test_full_job_runs_the_list_as_it_is_and_finishes_with_outputs(cluster):
     assert "Processing Complete" in user_log["text"] and len(user_log["text"].splitlines()) == 3
 
 
-def test_a_failing_run_reports_its_exit_code_and_stderr(cluster):
+def test_a_failing_run_reports_its_exit_code_stderr_and_reason(cluster):
     api = cluster.api
-    job = api.submit(dataset(cluster.base, "broken.json", seconds=0.2, exit=3))
+    crash = "Traceback (most recent call last):\n  File \"savu\", line 1\nKeyError: 'tomo' is not in the data file"
+    job = api.submit(dataset(cluster.base, "broken.nxs", seconds=0.2, exit=3, stderr=crash))
     done = api.wait(job["id"], {"finished", "failed", "lost"}, timeout=90)
     assert done["state"] == "failed" and done["end"]["exit_code"] == 3, done
+    assert "KeyError: 'tomo' is not in the data file" in done["message"], done
     stderr = api.get(f"/api/jobs/{job['id']}/log", params={"stream": "stderr"}).json()
-    assert "failing as asked" in stderr["text"]
+    assert "Traceback" in stderr["text"]
+
+
+def test_names_with_quotes_brackets_and_scheduler_patterns_run_and_are_kept(cluster):
+    """Commands are argument lists: a job name and file names with quotes, brackets, spaces, and what
+    GridEngine ($JOB_ID) or Slurm (%j) would expand in a log path, run as they are (issue 9 #18)."""
+    api = cluster.api
+    odd = "it's (a) [test] $JOB_ID %j \"q\" $(id)"
+    shutil.copy(cluster.base / "roots" / "processing" / "tomo.nxs", cluster.base / "roots" / "processing" / f"{odd}.nxs")
+    job = api.submit(dataset(cluster.base, f"{odd}.nxs", seconds=0.2, steps=1), output=f"output/{odd}", name=odd,
+                     process_list=f"processing/{odd}.nxs")
+    done = api.wait(job["id"], {"finished", "failed", "lost"}, timeout=90)
+    assert done["state"] == "finished", done
+    assert done["name"] == odd and done["run_folder"].startswith(f"output/{odd}/")
+    assert (run_folder(cluster, done) / "result_processed.nxs").exists()
+    stdout = api.get(f"/api/jobs/{job['id']}/log", params={"stream": "stdout"}).json()
+    assert f"data/{odd}.nxs" in stdout["text"]
 
 
 def test_cancel_ends_a_running_job(cluster):
     api = cluster.api
-    job = api.submit(dataset(cluster.base, "cancel-me.json", seconds=120, steps=120))
+    job = api.submit(dataset(cluster.base, "cancel-me.nxs", seconds=120, steps=120))
     api.wait(job["id"], "running", timeout=60)
     answer = api.post(f"/api/jobs/{job['id']}/cancel")
     assert answer.status_code == 200 and answer.json()["cancel_requested"]
@@ -136,9 +154,9 @@ def test_cancel_ends_a_running_job(cluster):
 
 def test_api_restart_reattaches_running_jobs_and_resolves_ended_ones(cluster):
     api = cluster.api
-    running = api.submit(dataset(cluster.base, "survivor.json", seconds=8, steps=8))
+    running = api.submit(dataset(cluster.base, "survivor.nxs", seconds=8, steps=8))
     api.wait(running["id"], "running", timeout=60)
-    short = api.submit(dataset(cluster.base, "short.json", seconds=0.5, steps=1))
+    short = api.submit(dataset(cluster.base, "short.nxs", seconds=0.5, steps=1))
     api.kill()  # a crash: nobody watches while the short job ends
     time.sleep(5)
     api.start()
@@ -154,7 +172,7 @@ def test_api_restart_reattaches_running_jobs_and_resolves_ended_ones(cluster):
 
 def test_two_hundred_jobs_are_listed_newest_first(cluster):
     api = cluster.api
-    data = dataset(cluster.base, "many.json", seconds=60, steps=1)
+    data = dataset(cluster.base, "many.nxs", seconds=60, steps=1)
     ids = [api.submit(data, output="output/many")["id"] for _ in range(200)]
     answer = api.get("/api/jobs", params={"limit": 1000})
     assert answer.status_code == 200
@@ -186,7 +204,7 @@ def test_scheduler_stopped_and_started_loses_nothing(cluster):
     a definite state from GridEngine's accounting, never stay "running" or unknown."""
     api = cluster.api
     seconds = 120 if cluster.name == "drmaa" else 12
-    job = api.submit(dataset(cluster.base, "through-blip.json", seconds=seconds, steps=seconds))
+    job = api.submit(dataset(cluster.base, "through-blip.nxs", seconds=seconds, steps=seconds))
     api.wait(job["id"], "running", timeout=60)
     deadline = time.monotonic() + 30
     while not api.job(job["id"])["progress"] and time.monotonic() < deadline:
@@ -196,7 +214,7 @@ def test_scheduler_stopped_and_started_loses_nothing(cluster):
     assert _script(script, stop).returncode == 0
     try:
         refused = api.post("/api/jobs", json={"process_list": "processing/tomo.nxs", "mode": "full",
-                                              "dataset": "data/through-blip.json", "output": "output/runs"})
+                                              "dataset": "data/through-blip.nxs", "output": "output/runs"})
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"].startswith("cluster unavailable")
         time.sleep(0.5)
@@ -218,7 +236,7 @@ def test_scheduler_stopped_and_started_loses_nothing(cluster):
     else:
         assert done["state"] == "finished" and done["end"]["exit_code"] == 0, done
     assert api.get("/api/jobs").json()["cluster"]["available"] is True
-    again = api.submit(dataset(cluster.base, "after-blip.json", seconds=0.2, steps=1))
+    again = api.submit(dataset(cluster.base, "after-blip.nxs", seconds=0.2, steps=1))
     assert api.wait(again["id"], {"finished", "failed", "lost"}, timeout=90)["state"] == "finished"
 
 
@@ -237,7 +255,7 @@ def test_job_changes_arrive_as_server_sent_events(cluster):
     api = cluster.api
     stream = api.http.get(api.url + "/api/jobs/events", stream=True, timeout=60)
     assert stream.headers["Content-Type"].startswith("text/event-stream")
-    job = api.submit(dataset(cluster.base, "watched.json", seconds=0.5, steps=2))
+    job = api.submit(dataset(cluster.base, "watched.nxs", seconds=0.5, steps=2))
     seen = []
     deadline = time.monotonic() + 90
     event = None
@@ -259,7 +277,7 @@ def test_job_changes_arrive_as_server_sent_events(cluster):
 
 def test_log_follows_a_running_job_live(cluster):
     api = cluster.api
-    job = api.submit(dataset(cluster.base, "followed.json", seconds=2, steps=4))
+    job = api.submit(dataset(cluster.base, "followed.nxs", seconds=2, steps=4))
     api.wait(job["id"], {"running", "finished"}, timeout=60)
     stream = api.http.get(api.url + f"/api/jobs/{job['id']}/log", params={"stream": "user", "follow": 1},
                           stream=True, timeout=90)

@@ -3,10 +3,11 @@ submitted - no job in the list, nothing handed to the backend. And a scheduler t
 gets 503 "cluster unavailable" with the reason. Runs in-process on the local backend (no root needed)."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
-from conftest import signed_client
+from conftest import FIXTURES, signed_client
 from jobs_support import dataset, write_session
 
 from hebi_common.config import load_config
@@ -25,13 +26,13 @@ def make_client(base: Path, **jobs_overrides):
 @pytest.fixture
 def session(tmp_path):
     client = make_client(tmp_path)
-    dataset(tmp_path, "scan.json", seconds=0.1)
+    dataset(tmp_path, "scan.nxs", seconds=0.1)
     (tmp_path / "roots" / "processing" / "notes.nxs").write_text("this is not HDF5")
     (tmp_path / "roots" / "output" / "a-file").write_text("x")
     return tmp_path, client
 
 
-GOOD = {"process_list": "processing/tomo.nxs", "dataset": "data/scan.json", "output": "output/run", "mode": "full"}
+GOOD = {"process_list": "processing/tomo.nxs", "dataset": "data/scan.nxs", "output": "output/run", "mode": "full"}
 
 
 def assert_nothing_submitted(base: Path, client) -> None:
@@ -68,21 +69,78 @@ def test_bad_submissions_are_refused_and_nothing_is_submitted(session, change, s
     assert_nothing_submitted(base, client)
 
 
-@pytest.mark.parametrize("field", ["process_list", "dataset", "output", "name"])
-@pytest.mark.parametrize("nasty", ["; rm -rf ~", "$(reboot)", "`id`", "a|b", "x\ny", "a&&b", "a > b"])
-def test_shell_metacharacters_are_refused_in_every_field(session, field, nasty):
+ODD_NAMES = ["it's (a) test", "scan [2] {x}", 'say "hi"; echo $(id) `id` a|b && c > d', "tilde~ star* what?!",
+             "émigré 世界", "-leading dash", "back\\slash"]
+
+
+@pytest.mark.parametrize("odd", ODD_NAMES)
+def test_any_printable_name_is_accepted_and_kept(session, odd):
+    """Commands are argument lists and no shell sees them: quotes, brackets and spaces are just
+    characters, in the job's name and in the names of its files (issue 9 #18)."""
     base, client = session
-    value = nasty if field == "name" else GOOD.get(field, "") + nasty
+    folder = odd.replace("\\", "_")  # the sandbox reads a backslash as a folder separator
+    shutil.copy(base / "roots" / "processing" / "tomo.nxs", base / "roots" / "processing" / f"{folder}.nxs")
+    dataset(base, f"{folder}.nxs", seconds=0.1)
+    answer = client.post("/api/jobs", json={"process_list": f"processing/{folder}.nxs", "dataset": f"data/{folder}.nxs",
+                                            "output": f"output/{folder}", "mode": "full", "name": odd})
+    assert answer.status_code == 201, answer.get_json()
+    job = answer.get_json()
+    assert job["name"] == odd and job["dataset"] == f"data/{folder}.nxs" and job["output"] == f"output/{folder}"
+
+
+@pytest.mark.parametrize("field", ["process_list", "dataset", "output", "name"])
+@pytest.mark.parametrize("invisible", ["x\ny", "a\rb", "\x1b[31mred", "tab\there", "abc\u202edcba", "nul\x00"])
+def test_control_characters_are_refused_in_every_field(session, field, invisible):
+    base, client = session
+    value = invisible if field == "name" else GOOD.get(field, "") + invisible
     answer = client.post("/api/jobs", json={**GOOD, field: value})
     assert answer.status_code == 400
-    assert f"'{field}' contains characters that are not allowed" in answer.get_json()["error"]
+    assert f"'{field}' contains control or invisible characters" in answer.get_json()["error"]
     assert_nothing_submitted(base, client)
+
+
+def test_a_queue_starting_with_a_dash_is_refused(session):
+    base, client = session
+    answer = client.post("/api/jobs", json={**GOOD, "resources": {"queue": "-l h_rt=99:00:00"}})
+    assert answer.status_code == 400 and "must not start with '-'" in answer.get_json()["error"]
+    assert_nothing_submitted(base, client)
+
+
+def test_a_dataset_that_is_not_hdf5_is_refused_naming_it(session):
+    base, client = session
+    (base / "roots" / "data" / "notes.nxs").write_text("a text file named like a scan")
+    answer = client.post("/api/jobs", json={**GOOD, "dataset": "data/notes.nxs"})
+    assert answer.status_code == 400
+    error = answer.get_json()["error"]
+    assert "data/notes.nxs" in error and "not a readable NeXus/HDF5 file" in error
+    assert_nothing_submitted(base, client)
+
+
+GPU_LIST = FIXTURES / "process_lists" / "mpi_gpu_test.nxs"
+
+
+def test_a_gpu_plugin_on_a_queue_without_gpus_is_refused(session):
+    base, client = session
+    shutil.copy(GPU_LIST, base / "roots" / "processing" / "gpu.nxs")
+    answer = client.post("/api/jobs", json={**GOOD, "process_list": "processing/gpu.nxs"})
+    assert answer.status_code == 400
+    error = answer.get_json()["error"]
+    assert "AstraReconGpu" in error and "needs a GPU" in error
+    assert_nothing_submitted(base, client)
+
+
+def test_a_gpu_plugin_runs_where_the_queue_has_gpus(tmp_path):
+    client = make_client(tmp_path, full={"backend": "local", "gpus": 1})
+    dataset(tmp_path, "scan.nxs", seconds=0.1)
+    shutil.copy(GPU_LIST, tmp_path / "roots" / "processing" / "gpu.nxs")
+    answer = client.post("/api/jobs", json={**GOOD, "process_list": "processing/gpu.nxs"})
+    assert answer.status_code == 201, answer.get_json()
 
 
 def test_a_bad_preview_choice_is_refused(session):
     base, client = session
-    for preview, words in ((0, "between 1 and 1000"), ("mid-2:mid+3;ls", "not allowed"),
-                           ("import os", "not a Savu preview entry"), (True, "number of central slices")):
+    for preview, words in ((0, "between 1 and 1000"), ("mid-2:mid+3;ls", "'preview'"),
+                           ("import os", "'preview'"), (True, "number of central slices")):
         answer = client.post("/api/jobs", json={**GOOD, "mode": "preview", "preview": preview})
         assert answer.status_code == 400 and words in answer.get_json()["error"], (preview, answer.get_json())
     assert_nothing_submitted(base, client)
@@ -92,12 +150,12 @@ def test_an_unreachable_scheduler_gives_503_and_keeps_nothing(tmp_path):
     # Slurm whose commands are missing: as unreachable as a controller that is down.
     client = make_client(tmp_path, preview={"backend": "slurm", "queue": "preview"},
                          full={"backend": "slurm", "queue": "full"}, slurm={"bin_dir": str(tmp_path / "nowhere")})
-    dataset(tmp_path, "scan.json")
+    dataset(tmp_path, "scan.nxs")
     answer = client.post("/api/jobs", json=GOOD)
     assert answer.status_code == 503
     assert answer.get_json()["error"].startswith("cluster unavailable: sbatch is not installed")
     assert client.get("/api/jobs").get_json()["total"] == 0
-    assert not list((tmp_path / "roots" / "output" / "run" / ".hebi").glob("*")), "no job folder left behind"
+    assert not list((tmp_path / "roots" / "output" / ".hebi").glob("*")), "no job folder left behind"
     modes = client.get("/api/cluster").get_json()["modes"]
     assert [mode["available"] for mode in modes] == [False, False] and "is not installed" in modes[0]["reason"]
 

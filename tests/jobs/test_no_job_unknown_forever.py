@@ -38,12 +38,12 @@ def wait_state(client, job_id, states, timeout=30):
 
 def test_a_job_the_scheduler_forgot_becomes_lost_not_unknown(tmp_path):
     app, client = make(tmp_path, lost_after=1)
-    job = client.post("/api/jobs", json={**GOOD, "dataset": dataset(tmp_path, "q.json", seconds=30)}).get_json()
+    job = client.post("/api/jobs", json={**GOOD, "dataset": dataset(tmp_path, "q.nxs", seconds=30)}).get_json()
     wait_state(client, job["id"], {"running"})
     client.post(f"/api/jobs/{job['id']}/cancel")
     wait_state(client, job["id"], {"cancelled"})
     # Now one that vanishes without a trace: its whole record at the scheduler is wiped.
-    other = client.post("/api/jobs", json={**GOOD, "dataset": dataset(tmp_path, "w.json", seconds=0.1)}).get_json()
+    other = client.post("/api/jobs", json={**GOOD, "dataset": dataset(tmp_path, "w.nxs", seconds=0.1)}).get_json()
     record = tmp_path / "alice" / "state" / "local-jobs" / other["scheduler_id"]
     for _ in range(50):  # its supervisor may still be writing into it: wipe until it stays gone
         shutil.rmtree(record, ignore_errors=True)

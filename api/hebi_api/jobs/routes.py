@@ -73,7 +73,7 @@ def _cluster_note(jobs: JobService) -> dict:
 @blueprint.post("/jobs")
 def submit():
     jobs = service()
-    job_request = parse_request(json_body(), hebi("context").roots, hebi("config").jobs)
+    job_request = parse_request(json_body(), hebi("context").roots, hebi("config").jobs, hebi("catalogue"))
     job = jobs.submit(job_request)
     return jsonify(public(job)), 201
 

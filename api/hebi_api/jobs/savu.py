@@ -3,8 +3,10 @@ reading the run's progress back from its ``run_log/user.log``.
 
 A job is a process list + a dataset + an output folder + a mode. Preview runs a copy of the list whose
 loader ``preview`` keeps a few central slices (or the slices the user chose); full runs the list as it
-is. The command is an argument list (``savu DATA LIST OUT -f FOLDER`` or the runner); user text only
-ever becomes whole arguments, and text with shell metacharacters is refused before anything is written.
+is. The command is an argument list (``savu DATA LIST OUT -f FOLDER`` or the runner) and no shell ever
+sees it, so user text only ever becomes whole arguments: names may hold quotes, brackets and spaces.
+What can be known to fail is refused at submission: a dataset h5py cannot open, GPU plugins on a queue
+without GPUs.
 """
 from __future__ import annotations
 
@@ -13,19 +15,22 @@ import re
 import shutil
 import sys
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hebi_common.errors import UserError
 from hebi_common.sandbox import Roots, SandboxError
-from hebi_common.savu.process_list import ProcessListError, read_process_list
+from hebi_common.savu.catalogue import Catalogue
+from hebi_common.savu.process_list import ProcessList, ProcessListError, read_process_list
 from hebi_common.savu.validation import check_runnable
 
 MODES = ("preview", "full")
-#: Characters a shell would act on. Refused in every text field, so that no user text can ever mean
-#: more than itself, even if an admin's job command hands it to a shell.
-SHELL_META = set(";&|$`<>()\\\"'*?!{}[]~\n\r\t")
+#: Unicode categories refused in every text field: control characters (a line break in a log line, a
+#: terminal escape), format characters (a right-to-left override that shows a name backwards),
+#: surrogates, private and unassigned characters, line and paragraph separators.
+INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 RUNNING_LINE = re.compile(r"\*Running the (?P<name>\S+) plugin\*")
 
 
@@ -49,20 +54,23 @@ class SavuJobRequest:
     plugins: int  # active processing plugins (for overall progress)
 
 
-def check_text(field: str, value: Any, limit: int = 4096) -> str:
+def check_text(field: str, value: Any, limit: int = 4096, *, option: bool = False) -> str:
+    """Any printable text. ``option``: the value reaches a scheduler's option, where a leading '-'
+    would read as another option."""
     if not isinstance(value, str):
         raise JobRequestError(f"'{field}' must be text")
-    bad = sorted({char for char in value if char in SHELL_META or ord(char) < 32})
+    bad = sorted({char for char in value if unicodedata.category(char) in INVISIBLE})
     if bad:
-        shown = " ".join(repr(char) for char in bad)
-        raise JobRequestError(f"'{field}' contains characters that are not allowed in a job ({shown}): "
-                              f"rename the file or folder, or choose another name")
+        shown = " ".join(f"U+{ord(char):04X}" for char in bad)
+        raise JobRequestError(f"'{field}' contains control or invisible characters ({shown})")
     if len(value) > limit:
         raise JobRequestError(f"'{field}' is longer than {limit} characters")
+    if option and value.startswith("-"):
+        raise JobRequestError(f"'{field}' must not start with '-' (the scheduler would read it as an option)")
     return value
 
 
-def parse_request(body: Any, roots: Roots, jobs_config) -> SavuJobRequest:
+def parse_request(body: Any, roots: Roots, jobs_config, catalogue: Catalogue | None = None) -> SavuJobRequest:
     """Check everything a submission asks for; raise JobRequestError naming the first problem."""
     if not isinstance(body, dict):
         raise JobRequestError("send a JSON object: {\"process_list\", \"dataset\", \"output\", \"mode\", \"resources\"}")
@@ -80,8 +88,14 @@ def parse_request(body: Any, roots: Roots, jobs_config) -> SavuJobRequest:
     mode_config = getattr(jobs_config, mode)
 
     process_list = _existing_file(roots, refs["process_list"], "process list")
-    plugins = _check_process_list(process_list, refs["process_list"])
+    plugins, gpu_plugins = _check_process_list(process_list, refs["process_list"], catalogue)
+    if gpu_plugins and not mode_config.gpus:
+        where = f"the {mode} queue {mode_config.queue!r}" if mode_config.queue else f"the {mode} queue"
+        raise JobRequestError(f"{refs['process_list']}: {', '.join(gpu_plugins)} needs a GPU, and {where} has none: "
+                              "switch it off or use a CPU plugin instead (e.g. AstraReconCpu, TomobarRecon)")
     dataset = _existing(roots, refs["dataset"], "dataset")
+    if dataset.is_file():  # a folder is a dataset too, for Savu's image-stack loaders
+        _check_hdf5(dataset, refs["dataset"])
     output = _output_folder(roots, refs["output"])
 
     resources = body.get("resources") or {}
@@ -92,7 +106,7 @@ def parse_request(body: Any, roots: Roots, jobs_config) -> SavuJobRequest:
         raise JobRequestError(f"unknown resource '{unknown[0]}' (time_limit, cores, memory_mb, queue)")
     queue = mode_config.queue
     if resources.get("queue") not in (None, ""):
-        asked = check_text("resources.queue", resources["queue"], 100)
+        asked = check_text("resources.queue", resources["queue"], 100, option=True)
         if asked != mode_config.queue:
             shown = f"{mode} jobs go to {mode_config.queue!r}" if mode_config.queue else f"{mode} jobs take no queue"
             raise JobRequestError(f"unknown queue {asked!r}: {shown}")
@@ -177,11 +191,25 @@ def _existing_file(roots: Roots, ref: str, what: str) -> Path:
     return path
 
 
-_CHECKED: dict[tuple, int] = {}  # (path, inode, size, mtime) -> plugins: a list is checked once per version
+def _check_hdf5(path: Path, ref: str) -> None:
+    """Refuse a dataset file h5py cannot open: Savu's loaders would fail on it after the queue wait."""
+    import h5py
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except OSError as error:
+        reason = str(error).split("(", 1)[0].strip() or "not an HDF5 file"
+        raise JobRequestError(f"the dataset {ref} is not a readable NeXus/HDF5 file ({reason}); "
+                              "choose the scan's .nxs or .h5 file") from None
 
 
-def _check_process_list(path: Path, ref: str) -> int:
-    """Open the list the way the runner and Savu will; the number of active processing plugins.
+#: (path, inode, size, mtime) -> (plugins, GPU plugins): a list is checked once per version.
+_CHECKED: dict[tuple, tuple[int, list[str]]] = {}
+
+
+def _check_process_list(path: Path, ref: str, catalogue: Catalogue | None) -> tuple[int, list[str]]:
+    """Open the list the way the runner and Savu will; the number of active processing plugins, and
+    the active plugins that need a GPU (as ``pos Name``).
 
     Reading a list with h5py costs tens of milliseconds; submitting the same unchanged list again (the
     usual preview, preview, full) reuses the verdict, keyed by the file's identity and modification."""
@@ -189,16 +217,16 @@ def _check_process_list(path: Path, ref: str) -> int:
     key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     if key in _CHECKED:
         return _CHECKED[key]
-    plugins = _read_and_check(path, ref)
+    verdict = _read_and_check(path, ref, catalogue)
     if len(_CHECKED) > 256:
         _CHECKED.clear()
-    _CHECKED[key] = plugins
-    return plugins
+    _CHECKED[key] = verdict
+    return verdict
 
 
-def _read_and_check(path: Path, ref: str) -> int:
+def _read_and_check(path: Path, ref: str, catalogue: Catalogue | None) -> tuple[int, list[str]]:
     try:
-        process_list = read_process_list(path)
+        process_list = read_process_list(path, catalogue)
     except ProcessListError as error:
         raise JobRequestError(f"{ref}: {error.message}") from None
     except OSError as error:
@@ -207,10 +235,18 @@ def _read_and_check(path: Path, ref: str) -> int:
         raise JobRequestError(f"{ref}: the process list is empty")
     # The editor's own checks: unknown (facility or retired) plugins are kept in a list, and refused
     # here, when a run would need them active.
-    problems = check_runnable(process_list)
+    problems = check_runnable(process_list, catalogue)
     if problems:
         raise JobRequestError(f"{ref}: cannot run: {problems[0].message}")
-    return sum(1 for plugin in process_list.plugins[1:] if plugin.active and not plugin.name.endswith("Loader"))
+    plugins = sum(1 for plugin in process_list.plugins[1:] if plugin.active and not plugin.name.endswith("Loader"))
+    return plugins, _gpu_plugins(process_list, catalogue)
+
+
+def _gpu_plugins(process_list: ProcessList, catalogue: Catalogue | None) -> list[str]:
+    from hebi_common.savu.catalogue import default_catalogue
+    catalogue = catalogue or default_catalogue()
+    return [f"{entry.pos} {entry.name}" for entry in process_list.plugins
+            if entry.active and (definition := catalogue.get(entry.name)) is not None and definition.needs_gpu]
 
 
 def _output_folder(roots: Roots, ref: str) -> Path:
@@ -334,3 +370,29 @@ def log_tail(path: Path, lines: int) -> tuple[str, int]:
     kept = text.splitlines()[-lines:] if lines else []
     return "\n".join(kept) + ("\n" if kept and text.endswith("\n") else ""), size
 
+
+
+# -- why a run failed ---------------------------------------------------------------------------------
+
+ERROR_LINE = re.compile(r"\b(ERROR|Error|error|failed|FAILED)\b")
+
+
+def failure_reason(stderr: str, user_log: str) -> str:
+    """The line that says why a run failed, for the job's message: the runner's own refusal (it prints
+    ``hebi-runner: ...``), else the exception a Python traceback ends with (Savu's crashes), else the
+    last error line of the run's user.log, else the last line of stderr."""
+    lines = [line.rstrip() for line in stderr.splitlines() if line.strip()]
+    runner = [line for line in lines if line.startswith("hebi-runner:")]
+    if runner:
+        return runner[-1][:300]
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index].startswith("Traceback (most recent call last)"):
+            # The exception is the first line after the traceback that is not indented (its frames are).
+            tail = [line for line in lines[index + 1:] if not line.startswith((" ", "\t"))]
+            if tail:
+                return tail[0][:300]
+    for line in reversed(user_log.splitlines()):
+        message = line.split(" - ", 1)[1] if " - " in line[:40] else line
+        if ERROR_LINE.search(message):
+            return message.strip()[:300]
+    return lines[-1][:300] if lines else ""

@@ -23,11 +23,22 @@ from hebi_common.sandbox import SandboxError
 
 from .backend import ENDED, MISSING, QUEUED, RUNNING, ClusterBackend, ClusterUnavailable, JobRef, JobSpec, make_backend
 from .registry import JobRegistry
-from .savu import SavuJobRequest, job_command, read_progress, run_folder_name, write_preview_copy
+from .savu import (
+    SavuJobRequest,
+    failure_reason,
+    job_command,
+    log_tail,
+    read_progress,
+    run_folder_name,
+    write_preview_copy,
+)
 from .states import ACTIVE_STATES, JobState
 
 log = logging.getLogger("hebi.jobs")
-JOB_FOLDER = ".hebi"  # inside the output folder: the job's stdout/stderr and preview list
+#: Inside the output root (not the folder the user chose): a job's stdout/stderr and preview list. The
+#: scheduler is handed these paths and the working directory, and GridEngine expands $JOB_ID, $HOME...
+#: and Slurm %j, %u... in them, so they hold no text a user chose.
+JOB_FOLDER = ".hebi"
 
 
 class JobService:
@@ -64,6 +75,17 @@ class JobService:
         except SandboxError:
             raise SandboxError(f"the job's {what} is not in your folders", 403) from None
 
+    def _failure_reason(self, job: dict) -> str:
+        """Why a run failed, from its stderr and user.log (only while they are in the user's roots)."""
+        texts = []
+        for path, what in ((job["spec"].get("stderr", ""), "stderr"),
+                           (Path(job["run_dir"]) / "run_log" / "user.log", "user.log")):
+            try:
+                texts.append(log_tail(self.job_file(path, what), 200)[0])
+            except SandboxError:
+                texts.append("")
+        return failure_reason(*texts)
+
     def _progress(self, job: dict) -> tuple[float | None, str]:
         """Progress from the run's user.log, only while that log is in the user's roots."""
         try:
@@ -99,7 +121,7 @@ class JobService:
             job_id = _new_id()
         now = time.time()
         folder = run_folder_name(request.dataset, request.mode, job_id, now)
-        job_dir = request.output / JOB_FOLDER / job_id
+        job_dir = self.roots.resolve_ref(request.refs["output"])[0].path / JOB_FOLDER / job_id
         job_dir.mkdir(parents=True)
         process_list = request.process_list
         spec_extra: dict[str, Any] = {"time_limit": request.time_limit, "cores": request.cores,
@@ -115,7 +137,7 @@ class JobService:
         # The runner reads and writes only inside these (docs/runner.md, "Confinement").
         from hebi_common.confine import JOB_ROOTS_VARIABLE, job_roots_text
         env[JOB_ROOTS_VARIABLE] = job_roots_text(self.roots)
-        spec = JobSpec(command=command, workdir=request.output, name=f"hebi-{request.mode}-{job_id}",
+        spec = JobSpec(command=command, workdir=job_dir, name=f"hebi-{request.mode}-{job_id}",
                        stdout=job_dir / "stdout.txt", stderr=job_dir / "stderr.txt", env=env,
                        queue=request.queue, time_limit=request.time_limit, cores=request.cores,
                        memory_mb=request.memory_mb)
@@ -261,6 +283,8 @@ class JobService:
                 reason, message = JobState.FAILED, end.message or "cancelled by the scheduler or an administrator"
             else:
                 message = end.message
+            if reason == JobState.FAILED and not message:
+                message = self._failure_reason(job)
             started = status.started_at or job["started_at"]
             change.update(state=reason, exit_code=end.exit_code, signal=end.signal, wall_time=end.wall_time,
                           message=message, started_at=started, ended_at=now if not job["ended_at"] else job["ended_at"],
