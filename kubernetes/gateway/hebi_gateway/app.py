@@ -21,9 +21,9 @@ from yarl import URL
 
 from hebi_common.config import HebiConfig
 from hebi_common.errors import UserError
-from hebi_common.identity import HEADER, RESERVED_HEADERS, IdentityError, check_username, sign_identity
+from hebi_common.identity import HEADER, RESERVED_HEADERS, Identity, IdentityError, check_username, sign_identity
 from hebi_common.proxy import ClientBodyIdle, Upstreams, UpstreamUnavailable, forward
-from pod_launcher import SESSION_DOWN_HEADER, Launcher, LauncherError, make_launcher
+from pod_launcher import SESSION_DOWN_HEADER, Launcher, LauncherError, SessionInfo, make_launcher
 
 from .accounts import Account, UsersFile, password_stamp
 from .logins import LoginStore
@@ -36,7 +36,8 @@ log = logging.getLogger("hebi.gateway")
 CONFIG, USERS, LOGINS, SESSIONS, UPSTREAMS, THROTTLE = (
     web.AppKey(n, object) for n in ("config", "users", "logins", "sessions", "upstreams", "throttle"))
 #: Client headers the session must never see: identity claims, and forwarding claims the gateway sets.
-DROPPED_HEADERS = RESERVED_HEADERS + ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded")
+DROPPED_HEADERS = RESERVED_HEADERS + ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded",
+                                      "cookie")  # sent on without the gateway's own cookie
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 #: The built web app loads only its own scripts (no inline ones), but h5web's array maths (ndarray-ops)
 #: compiles functions with Function(), which needs 'unsafe-eval'; h5web and React set styles inline, and
@@ -300,16 +301,16 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _forward(request: web.Request, identity, info) -> web.StreamResponse:
+async def _forward(request: web.Request, identity: Identity, info: SessionInfo) -> web.StreamResponse:
     add = {HEADER: sign_identity(identity, info.secret)}
     cookies = _without_gateway_cookie(request.headers.get("Cookie", ""))
     if cookies:
         add["Cookie"] = cookies
-    return await forward(request, request.app[UPSTREAMS], info.url, drop_headers=DROPPED_HEADERS + ("cookie",),
+    return await forward(request, request.app[UPSTREAMS], info.url, drop_headers=DROPPED_HEADERS,
                          add_headers=add, body_idle_timeout=request.app[CONFIG].gateway.body_idle_timeout)
 
 
-async def _restart_if_failed(request: web.Request, identity, url: str) -> None:
+async def _restart_if_failed(request: web.Request, identity: Identity, url: str) -> None:
     """When the launcher finds the session stopped or broken, forget it and start it again."""
     sessions: SessionTable = request.app[SESSIONS]
     status = await asyncio.to_thread(sessions.launcher.status, identity.user)
