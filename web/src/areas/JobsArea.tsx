@@ -91,6 +91,7 @@ function SubmitForm({ modes, onSubmitted }: { modes: ModeAvailability[]; onSubmi
 
 function JobDetails({ job }: { job: Job }) {
   const [stream, setStream] = useState('user');
+  const [chosen, setChosen] = useState(false);  // the user picked a tab: never switch it for them
   const [text, setText] = useState('');
   const [files, setFiles] = useState<{ path: string; size: number }[]>([]);
 
@@ -99,7 +100,11 @@ function JobDetails({ job }: { job: Job }) {
     if (ACTIVE.includes(job.state)) {
       return followLog(job.id, stream, (piece) => setText((old) => (old + piece).slice(-200_000)), () => undefined);
     }
-    jobLog(job.id, stream).then((log) => setText(log.text || '(empty)'), (e: Error) => setText(e.message));
+    jobLog(job.id, stream).then((log) => {
+      // A run that failed before Savu started its user.log said why on stderr: show that instead.
+      if (!log.text && stream === 'user' && !chosen) setStream('stderr');
+      else setText(log.text || '(empty)');
+    }, (e: Error) => setText(e.message));
     return undefined;
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [job.id, stream, ACTIVE.includes(job.state)]);
@@ -117,7 +122,8 @@ function JobDetails({ job }: { job: Job }) {
       </p>
       <div role="tablist" aria-label="Log">
         {['user', 'stdout', 'stderr'].map((name) => (
-          <button key={name} type="button" role="tab" aria-selected={stream === name} onClick={() => setStream(name)}
+          <button key={name} type="button" role="tab" aria-selected={stream === name}
+                  onClick={() => { setChosen(true); setStream(name); }}
                   style={{ fontWeight: stream === name ? 700 : 400, marginRight: '.25rem' }}>
             {name === 'user' ? 'user.log' : name}
           </button>
@@ -196,7 +202,9 @@ export default function JobsArea() {
                   <td><button type="button" className="linklike" onClick={() => setOpen(open === job.id ? null : job.id)}
                               aria-expanded={open === job.id}>{job.name}</button></td>
                   <td>{job.mode}</td>
-                  <td><StateBadge job={job} /></td>
+                  <td><StateBadge job={job} />
+                    {job.message && job.state !== 'finished' &&
+                     <span className="job-reason" style={{ marginLeft: '.5rem', fontSize: '.85rem' }}>{job.message}</span>}</td>
                   <td>{job.progress !== null ? <><progress max={100} value={job.progress} /> {job.progress}%</> : ''}</td>
                   <td>{when(job.submitted_at)}</td>
                   <td>{ACTIVE.includes(job.state) && !job.cancel_requested &&

@@ -4,7 +4,7 @@ import { FormEvent, useCallback, useEffect, useState } from 'react';
 import { ApiError } from '../api';
 import { href } from '../route';
 import {
-  applyOperations, copyList, deleteList, display, downloadList, getList, Operation, Problem, ProcessListDoc,
+  applyOperations, copyList, deleteList, display, downloadUrl, getList, Operation, Problem, ProcessListDoc,
   searchPlugins, ShownPlugin, uploadList, valueText,
 } from './client';
 import './editor.css';
@@ -55,7 +55,7 @@ export default function Editor({ path, onDeleted }: { path: string; onDeleted: (
       <div className="pl-toolbar">
         <span className="path">{doc.path}</span>
         <span>Savu {doc.version ?? '(no version)'} file</span>
-        <button type="button" onClick={() => void downloadList(path).catch((e: Error) => setError(e.message))}>Download .nxs</button>
+        <a className="pl-download" href={downloadUrl(path)} download={path.split('/').pop()}>Download .nxs</a>
         <label>Upload .nxs <input type="file" accept=".nxs" aria-label="Upload a process list file" onChange={(e) => {
           const file = e.target.files?.[0];
           if (file) uploadList(path, file, doc.etag).then((d) => { setDoc(d); setNotice(`${file.name} uploaded.`); }, (err: Error) => setError(err.message));

@@ -115,15 +115,10 @@ export const searchPlugins = (q: string) =>
   send<{ plugins: { name: string; kind: string; category: string; needs_gpu: boolean; summary: string }[] }>(
     'GET', `/api/plugins?q=${encodeURIComponent(q)}`);
 
-export async function downloadList(path: string): Promise<void> {
-  const response = await fetch(listUrl(path), { headers: { Accept: HDF5 }, credentials: 'same-origin' });
-  if (!response.ok) throw new ApiError(response.status, `download failed (${response.status})`);
-  const url = URL.createObjectURL(await response.blob());
-  const link = document.createElement('a');
-  link.href = url;
-  link.download = path.split('/').pop() ?? 'process_list.nxs';
-  link.click();
-  URL.revokeObjectURL(url);
+/** The .nxs file's own URL: its own ETag and cache entry, never the editor's JSON (which shares the
+ *  list's URL and is told apart by Accept), and sent as an attachment, so a plain link downloads it. */
+export function downloadUrl(path: string): string {
+  return `${listUrl(path)}?format=nxs`;
 }
 
 /** A value as savu_config shows it and as the `text` of a mod operation reads it back. */
