@@ -39,6 +39,8 @@ def install_body_check(app: Flask) -> None:
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return
         view = current_app.view_functions.get(request.endpoint)
+        if view is None:
+            return  # no such route: its 404 (or 405) says more than a 415 would
         taken = (JSON, *getattr(view, "body_types", ()))
         has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
         if not request.mimetype and not has_body:

@@ -45,6 +45,7 @@ def test_a_form_cannot_create_a_process_list_or_a_job(api, listed, content_type)
 
     job = api.post("/api/jobs", data='{"mode": "full"}', content_type=content_type)
     assert job.status_code == 415 and "application/json" in job.get_json()["error"]
+    assert api.post("/api/jobs/0123/cancel", data="x", content_type=content_type).status_code == 415
     assert api.get("/api/jobs").get_json()["total"] == 0
 
 
