@@ -29,6 +29,7 @@ from .reader import value_bytes
 
 LinkResolution = Literal["only_valid", "none", "all"]
 MAX_LINK_HOPS = 32
+DESCRIBED_PER_CHILD = 4  # a /meta document describes up to this many entries per child it may list
 
 
 def parse_resolve_links(raw: str | None) -> LinkResolution:
@@ -211,7 +212,15 @@ class Resolver:
     # -- describing ---------------------------------------------------------------------------------
 
     def metadata(self, entity: Entity, depth: int = 1) -> dict:
-        """h5grove 4.0's ``/meta`` document for the entity (children one level deep for groups)."""
+        """h5grove 4.0's ``/meta`` document for the entity (children one level deep for groups).
+
+        One object lists at most ``max_children`` children and as many attributes, and a group stops
+        listing children once ``DESCRIBED_PER_CHILD * max_children`` children and attributes are
+        described: the document then says ``truncated`` (children) or ``attributes_truncated``, which
+        h5web ignores."""
+        return self._metadata(entity, depth, [DESCRIBED_PER_CHILD * self.max_children])
+
+    def _metadata(self, entity: Entity, depth: int, budget: list[int]) -> dict:
         base = {"name": entity.name, "kind": entity.kind}
         if entity.obj is None:
             if isinstance(entity.link, h5py.ExternalLink):
@@ -222,10 +231,13 @@ class Resolver:
             return base
         obj = entity.obj
         try:
-            attributes = [attr_metadata(obj.attrs, name) for name in sorted(obj.attrs.keys())]
+            names = sorted(obj.attrs.keys())
+            shown = names[:self.max_children]  # whole, so that NX_class & co are never missing
+            attributes = [attr_metadata(obj.attrs, name) for name in shown]
         except (OSError, RuntimeError) as err:
             raise DataError(f"the attributes of {entity.path} cannot be read ({err})", 422) from None
-        base = {**base, "attributes": attributes}
+        budget[0] -= len(shown)
+        base = {**base, "attributes": attributes, **({"attributes_truncated": True} if shown != names else {})}
         if isinstance(obj, h5py.Dataset):
             return sorted_dict(("chunks", obj.chunks), ("filters", get_filters(obj)), ("shape", obj.shape),
                                ("type", get_type_metadata(obj.id.get_type())), *base.items())
@@ -236,17 +248,20 @@ class Resolver:
             children = []
             by_target: dict[tuple, dict] = {}  # many links often name one target: resolve it once
             for name in names:
+                if budget[0] <= 0:
+                    break
+                budget[0] -= 1
                 link = self._link(entity, name)
                 if isinstance(link, h5py.HardLink):
-                    children.append(self.metadata(self.child(entity, name), depth - 1))
+                    children.append(self._metadata(self.child(entity, name), depth - 1, budget))
                     continue
                 key = (type(link), getattr(link, "filename", None),
                        posixpath.join(obj.name, getattr(link, "path", name)))
                 if key not in by_target:
-                    by_target[key] = self.metadata(self._child(entity, name, link), depth - 1)
+                    by_target[key] = self._metadata(self._child(entity, name, link), depth - 1, budget)
                 children.append({**by_target[key], "name": name})
             count = len(obj)
-            extra = [("truncated", True), ("children_count", count)] if count > len(names) else []
+            extra = [("truncated", True), ("children_count", count)] if count > len(children) else []
             return sorted_dict(("children", children), *extra, *base.items())
         return sorted_dict(*base.items())
 

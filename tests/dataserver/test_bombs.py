@@ -154,3 +154,23 @@ def test_a_small_selection_across_many_compressed_chunks_is_refused(make_dataser
     assert client.get("/data/stats?file=data/rows.h5&path=/d&selection=:,0").status_code == 413
     assert client.get("/data/data?file=data/rows.h5&path=/d&selection=::100,0").json == [1.0] * 10
     assert client.get("/data/data?file=data/rows.h5&path=/d&selection=5,:&format=bin").status_code == 200
+
+
+def test_one_meta_describes_a_bounded_number_of_attributes_and_children(make_dataserver, data_dir):
+    client, _ = make_dataserver(max_children=100)  # one answer describes at most 4 x 100 entries
+    with h5py.File(data_dir / "attrs.h5", "w", libver="latest") as f:
+        dataset = f.create_dataset("d", data=np.zeros(2))
+        for i in range(1000):
+            dataset.attrs[f"a{i:04d}"] = i
+        group = f.create_group("g")
+        for i in range(300):
+            child = group.create_group(f"c{i:03d}")
+            for j in range(5):
+                child.attrs[f"x{j}"] = j
+    meta = client.get("/data/meta?file=data/attrs.h5&path=/d").json
+    assert [a["name"] for a in meta["attributes"]] == [f"a{i:04d}" for i in range(100)]
+    assert meta["attributes_truncated"] is True and meta["shape"] == [2]
+    meta = client.get("/data/meta?file=data/attrs.h5&path=/g").json
+    assert meta["truncated"] is True and meta["children_count"] == 300
+    assert 0 < len(meta["children"]) < 100  # each child costs itself and its five attributes
+    assert all(len(child["attributes"]) == 5 for child in meta["children"])
