@@ -203,7 +203,7 @@ export default function JobsArea() {
                               aria-expanded={open === job.id}>{job.name}</button></td>
                   <td>{job.mode}</td>
                   <td><StateBadge job={job} />
-                    {job.message && job.state !== 'finished' &&
+                    {job.message && job.state !== 'finished' && job.message !== job.state &&
                      <span className="job-reason" style={{ marginLeft: '.5rem', fontSize: '.85rem' }}>{job.message}</span>}</td>
                   <td>{job.progress !== null ? <><progress max={100} value={job.progress} /> {job.progress}%</> : ''}</td>
                   <td>{when(job.submitted_at)}</td>
