@@ -113,7 +113,7 @@ class SelectionReader:
             parts.append(part)
             # Small values: take bigger blocks, up to about VARIABLE_BLOCK_BYTES of them at a time.
             average = used / (stop * per_row)
-            block = max(1, min(rows, int(VARIABLE_BLOCK_BYTES / max(average, 1.0))) // per_row)
+            block = max(1, min(rows, int(VARIABLE_BLOCK_BYTES / max(average, 1.0)) // per_row))
             start = stop
         return np.concatenate(parts, axis=0)
 

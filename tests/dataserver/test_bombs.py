@@ -174,3 +174,12 @@ def test_one_meta_describes_a_bounded_number_of_attributes_and_children(make_dat
     assert meta["truncated"] is True and meta["children_count"] == 300
     assert 0 < len(meta["children"]) < 100  # each child costs itself and its five attributes
     assert all(len(child["attributes"]) == 5 for child in meta["children"])
+
+
+def test_many_short_strings_are_read_whole_in_blocks(dataserver, data_dir):
+    names = [f"frame {i}" for i in range(5000)]
+    with h5py.File(data_dir / "names.h5", "w") as f:
+        f.create_dataset("names", data=np.array(names, dtype=object).reshape(50, 100), dtype=h5py.string_dtype())
+    assert dataserver.get("/data/data?file=data/names.h5&path=/names").json == np.reshape(names, (50, 100)).tolist()
+    assert dataserver.get("/data/data?file=data/names.h5&path=/names&selection=3:40:3,7").json == \
+        [names[r * 100 + 7] for r in range(3, 40, 3)]
