@@ -136,3 +136,16 @@ def test_expressions_are_bounded_at_every_step():
     assert len(evaluate("np.linspace(0, 180, 91)", numpy=True)) == 91
     sino = np.ones((4, 4), dtype=np.float32)
     assert evaluate("np.nan_to_num(-np.log(sino))", {"sino": sino}, numpy=True).shape == (4, 4)
+
+
+@pytest.mark.parametrize("bomb", ["np.linspace(0, 180, 9**9**9)", "np.ones(100000*100000)", "np.arange(0, 999999999)",
+                                  "np.linspace(0, 180, 91) * 9e99999"])
+def test_angle_and_log_expressions_are_checked_by_the_editor(bomb):
+    angles = bundled_catalogue().get("NxtomoLoader").parameter("angles")
+    assert value_problem("angles", bomb, angles) is not None
+    assert value_problem("angles", "np.linspace(0, 180, 91)", angles) is None
+    assert value_problem("angles", "angles.txt", angles) is None  # Savu also reads a file of angles
+    log_func = bundled_catalogue().get("AstraReconCpu").parameter("log_func")
+    assert value_problem("log_func", "np.nan_to_num(-np.log(sino))", log_func) is None
+    assert value_problem("log_func", "np.log(sino)**9", log_func) is not None
+    assert preview_entry_problem("9e99999") is not None

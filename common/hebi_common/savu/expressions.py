@@ -59,7 +59,7 @@ def parse(text: Any, names: frozenset[str] | set[str], *, numpy: bool = False) -
 def _check_node(node: ast.AST, names, numpy: bool, text: str) -> None:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)) or \
-                (math.isfinite(node.value) and abs(node.value) > MAX_MAGNITUDE):
+                not math.isfinite(node.value) or abs(node.value) > MAX_MAGNITUDE:
             raise ExpressionError(f"'{text}': {node.value!r} is not a number within +-{MAX_MAGNITUDE:.0e}")
         return
     if isinstance(node, ast.Name):
@@ -92,13 +92,14 @@ def _check_node(node: ast.AST, names, numpy: bool, text: str) -> None:
                           f"are allowed, not '{ast.unparse(node)}'")
 
 
-def evaluate(text: Any, names: dict[str, Any] | None = None, *, numpy: bool = False) -> Any:
+def evaluate(text: Any, names: dict[str, Any] | None = None, *, numpy: bool = False,
+             max_elements: int = MAX_ELEMENTS) -> Any:
     """Value of ``text`` with ``names`` bound; ``numpy=True`` also allows ``np.<function>`` calls."""
     names = dict(names or {})
     tree = parse(text, frozenset(names), numpy=numpy)
     try:
-        # Arrays may be as large as the largest one given (a chunk of sinograms), else MAX_ELEMENTS.
-        limit = max([MAX_ELEMENTS] + [int(np.size(v)) for v in names.values() if isinstance(v, np.ndarray)])
+        # Arrays may be as large as the largest one given (a chunk of sinograms), else max_elements.
+        limit = max([max_elements] + [int(np.size(v)) for v in names.values() if isinstance(v, np.ndarray)])
         return _eval(tree, names, str(text).strip(), limit)
     except ExpressionError:
         raise

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import expressions as _expressions
 from . import preview as _preview
 
 BASIC_TYPES = ("int", "float", "str", "bool", "list", "dict", "None", "filepath", "dir", "h5path",
@@ -361,7 +362,33 @@ def value_problem(name: str, value: Any, definition: dict[str, Any]) -> str | No
     problem = _single_problem(name, value, definition)
     if problem is None and name in DATASET_PARAMETERS:
         return dataset_name_problem(name, value)
+    if problem is None and name in EXPRESSION_PARAMETERS:
+        return expression_problem(name, value)
     return problem
+
+
+#: Parameters Savu evaluates as Python (with these names bound); the runner evaluates them in the bounded
+#: grammar of expressions.py, so the editor checks them with it.
+EXPRESSION_PARAMETERS = {"angles": (), "log_func": ("sino",)}
+_LOOKS_LIKE_CODE = re.compile(r"\bnp\.|\bnumpy\.|\*\*|[()\[\]]")
+#: The most angles an editor check evaluates (the runner allows as many as the data hold).
+MAX_CHECKED_ANGLES = 1_000_000
+
+
+def expression_problem(name: str, value: Any) -> str | None:
+    """Why an expression parameter is refused: outside the grammar, or (angles, which need no data)
+    beyond its bounds when evaluated. Text that is not code (Savu also takes a file of angles) passes."""
+    if not isinstance(value, str) or not _LOOKS_LIKE_CODE.search(value):
+        return None
+    names = EXPRESSION_PARAMETERS[name]
+    try:
+        if names:
+            _expressions.parse(value, frozenset(names), numpy=True)
+        else:
+            _expressions.evaluate(value, numpy=True, max_elements=MAX_CHECKED_ANGLES)
+    except _expressions.ExpressionError as exc:
+        return f"The parameter '{name}' is not an expression hebi evaluates: {exc}"
+    return None
 
 
 # -- what a run receives ------------------------------------------------------------------------------
