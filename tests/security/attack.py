@@ -205,6 +205,7 @@ def _make_world(system) -> World:
     simple_list(bob_folders["processing"] / "bob_list.nxs")
     simple_list(bob_folders["processing"] / "marked.nxs",
                 edit={"1": {"data_path": f"/entry1/{MARK}/data"}, "3": {"kernel_size": [1, 3, 3]}})
+    shutil.copy(bob_folders["processing"] / "marked.nxs", bob_folders["processing"] / "list_0.nxs")
     tiny_scan(alice_folders["data"] / "scan.nxs")
     simple_list(alice_folders["processing"] / "alice_list.nxs")
 

@@ -382,21 +382,43 @@ def test_finding_03_absolute_dark_and_flat_paths_are_confined(world, which):
 
 # -- 4. process lists follow HDF5 links ---------------------------------------------------------------------
 
-def _linked_list(world, relative: bool):
-    target = "../../bob/processing/marked.nxs" if relative else str(world.bob_folders["processing"] / "marked.nxs")
+LIST_LINKS = ["external link", "relative external link", "virtual dataset", "printf virtual dataset"]
+
+
+def _linked_list(world, how: str):
+    """A process list whose plugins are bob's: an external link to his list's plugin group, or a
+    virtual dataset whose source is his first plugin's parameters (printf-style: list_%b.nxs)."""
+    bob_list = world.bob_folders["processing"] / "marked.nxs"
+    target = "../../bob/processing/marked.nxs" if how == "relative external link" else str(bob_list)
 
     def build(path: Path):
         simple_list(path)
         with h5py.File(path, "a") as f:
-            del f["entry/plugin"]
-            f["entry/plugin"] = h5py.ExternalLink(target, "/entry/plugin")
+            if how.endswith("external link"):
+                del f["entry/plugin"]
+                f["entry/plugin"] = h5py.ExternalLink(target, "/entry/plugin")
+                return
+            with h5py.File(bob_list, "r") as bob:
+                dtype = bob["entry/plugin/1/data"].dtype
+            del f["entry/plugin/1/data"]
+            if how == "virtual dataset":
+                layout = h5py.VirtualLayout(shape=(1,), dtype=dtype)
+                layout[0] = h5py.VirtualSource(str(bob_list), "entry/plugin/1/data", shape=(1,))
+                f["entry/plugin/1"].create_virtual_dataset("data", layout)
+            else:
+                dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+                virtual = h5py.h5s.create_simple((1,), (h5py.h5s.UNLIMITED,))
+                virtual.select_hyperslab((0,), (h5py.h5s.UNLIMITED,), stride=(1,), block=(1,))
+                source = str(world.bob_folders["processing"] / "list_%b.nxs").encode()
+                dcpl.set_virtual(virtual, source, b"/entry/plugin/1/data", h5py.h5s.create_simple((1,)))
+                h5py.h5d.create(f["entry/plugin/1"].id, b"data", h5py.h5t.py_create(dtype), virtual, dcpl=dcpl)
     return build
 
 
-@pytest.mark.parametrize("relative", [False, True])
-def test_finding_04_process_lists_follow_hdf5_links(world, relative):
-    name = f"linked_{'rel' if relative else 'abs'}.nxs"
-    crafted_upload(world, f"processing/{name}", _linked_list(world, relative))
+@pytest.mark.parametrize("how", LIST_LINKS)
+def test_finding_04_process_lists_follow_hdf5_links(world, how):
+    name = f"linked_{how.replace(' ', '_')}.nxs"
+    crafted_upload(world, f"processing/{name}", _linked_list(world, how))
     alice = world.alice
     for suffix in ("", "/disp", "/disp?verbose=1&datasets=1", "/cite", "/problems"):
         alice.refused("GET", f"/api/process-lists/{name}{suffix}", finding="04")
@@ -413,7 +435,7 @@ def test_finding_04_process_lists_follow_hdf5_links(world, relative):
 
 def test_finding_04_a_linked_list_is_refused_when_uploaded_as_a_list(world):
     local = world.system.base / "crafted" / "linked_upload.nxs"
-    _linked_list(world, False)(local)
+    _linked_list(world, "external link")(local)
     world.alice.refused("PUT", "/api/process-lists/linked_upload.nxs", data=local.read_bytes(),
                         headers={"Content-Type": "application/x-hdf5"}, finding="04")
     assert not (world.alice_folders["processing"] / "linked_upload.nxs").exists()
