@@ -85,10 +85,11 @@ def test_process_list_with_soft_links_or_virtual_datasets_is_refused(two_users, 
 
 def test_a_compressed_bomb_inside_a_list_is_refused_without_expanding_it(tmp_path):
     bomb = _write(tmp_path / "bomb.nxs")
-    with h5py.File(bomb, "a") as f:  # 512 MiB of zeros, a few hundred kilobytes on disk
-        f["entry/plugin/2"].create_dataset("data_blob", shape=(512, 1024, 1024), dtype="u1", chunks=(64, 1024, 1024),
+    with h5py.File(bomb, "a") as f:  # the plugin's parameters: 512 MiB of zeros, a few hundred kilobytes on disk
+        del f["entry/plugin/2/data"]
+        f["entry/plugin/2"].create_dataset("data", shape=(512, 1024, 1024), dtype="u1", chunks=(64, 1024, 1024),
                                            compression="gzip", compression_opts=9, fillvalue=0)
-        f["entry/plugin/2/data_blob"][:64] = 0  # one stored chunk
+        f["entry/plugin/2/data"][:64] = 0  # one stored chunk
     assert bomb.stat().st_size < 2 * 2**20
     tracemalloc.start()
     with pytest.raises(ProcessListError) as caught:
