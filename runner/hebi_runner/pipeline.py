@@ -650,6 +650,7 @@ def run_process_list(data: str | os.PathLike[str], process_list: str | os.PathLi
                      out_folder: str | os.PathLike[str], options: RunOptions | None = None) -> RunResult:
     """What the job backend calls: run a Savu process list file on ``data`` into ``out_folder``."""
     from hebi_common.savu.process_list import read_process_list
+    clear_hdf5_prefixes()
     options = dataclasses.replace(options or RunOptions())
     options.roots = options.roots or _roots(data, process_list, out_folder)
     try:
