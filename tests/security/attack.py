@@ -41,6 +41,12 @@ class HostileCount:
     def __init__(self):
         self.sent = 0
         self.by_finding: dict[str, int] = {}
+        self.outcomes: dict[str, int] = {}
+
+    def outcome(self, finding: str, what: str) -> None:
+        """How a hostile job ended (refused at submission, or failed when it ran), for the final report."""
+        key = f"{finding} {what}"
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
 
     def add(self, n: int = 1, finding: str = "") -> None:
         self.sent += n

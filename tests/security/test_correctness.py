@@ -185,8 +185,19 @@ def test_finding_17_failed_jobs_show_the_reason(world):
     job = wait_for_job(alice, world.url, submitted.json()["id"])
     assert job["state"] == "failed", job
     assert "nowhere" in job["message"], job["message"]
-    log = alice.get(f"{world.url}/api/jobs/{job['id']}/log", timeout=60).json()
-    assert log["text"].strip(), "the default log tab is empty for a failed job"
+
+
+def test_finding_17_the_default_log_tab_of_a_failed_job_names_the_reason(world):
+    """The issue saw '(empty)' in the default tab (user.log) of a failed job, the reason only under stderr."""
+    simple_list(world.alice_folders["processing"] / "fails_later.nxs", edit={"1": {"data_path": "/entry1/nowhere"}})
+    submitted = world.alice.hostile("POST", "/api/jobs", finding="17", json={
+        "process_list": "processing/fails_later.nxs", "dataset": "data/scan.nxs", "output": "output/f",
+        "mode": "full"})
+    if submitted.status_code != 201:
+        return  # refused at submission, with its reason (test_finding_17_failed_jobs_show_the_reason)
+    job = wait_for_job(world.alice, world.url, submitted.json()["id"])
+    log = world.alice.hostile("GET", f"/api/jobs/{job['id']}/log", expect=200, finding="17").json()
+    assert "nowhere" in log["text"], f"the default log tab of a failed job does not say why: {log}"
 
 
 # -- 18. job names with ' or ( -----------------------------------------------------------------------------

@@ -34,17 +34,19 @@ from hebi_common.session import SessionContext, StateFolderError, check_state_di
 ENDED_BADLY = ("failed", "cancelled", "timeout", "lost")
 
 
-def submit(world, **body):
+def submit(world, finding: str, **body):
     body = {"process_list": "processing/alice_list.nxs", "dataset": "data/scan.nxs", "output": "output/runs",
             "mode": "full", **body}
-    return world.alice.hostile("POST", "/api/jobs", json=body)
+    return world.alice.hostile("POST", "/api/jobs", json=body, finding=finding)
 
 
 def refused_or_failed(world, answer, finding: str) -> dict | None:
     """A job built on a hostile input is refused at submission (4xx), or runs and fails: never finishes."""
     if answer.status_code != 201:
         assert 400 <= answer.status_code < 500, answer.text
+        COUNT.outcome(finding, "refused at submission")
         return None
+    COUNT.outcome(finding, "failed in the runner")
     job = wait_for_job(world.alice, world.url, answer.json()["id"])
     assert job["state"] in ENDED_BADLY, f"a job on a hostile input ran to the end: {job}"
     log = world.alice.hostile("GET", f"/api/jobs/{job['id']}/log", params={"stream": "stderr"}, expect=200)
@@ -304,8 +306,8 @@ def test_finding_02_a_job_writes_outside_its_run_folder(world):
     escape = "../../../../bob/processing/X"
     ref = crafted_upload(world, "processing/escape.nxs", lambda p: simple_list(
         p, edit={"2": {"out_datasets": [escape]}}))
-    refused_or_failed(world, submit(world, process_list=ref, output="output/escape"), "02")
-    refused_or_failed(world, submit(world, process_list=ref, output="output/escape", mode="preview"), "02")
+    refused_or_failed(world, submit(world, "02", process_list=ref, output="output/escape"), "02")
+    refused_or_failed(world, submit(world, "02", process_list=ref, output="output/escape", mode="preview"), "02")
     assert not list(world.bob_folders["processing"].glob("X*")), "the job wrote into bob's processing folder"
 
 
@@ -361,7 +363,7 @@ def _link_scan(world, how: str):
 def test_finding_03_the_runner_reads_other_users_data(world, how):
     name = how.replace(" ", "_")
     ref = crafted_upload(world, f"data/{name}.nxs", _link_scan(world, how))
-    refused_or_failed(world, submit(world, dataset=ref, output=f"output/{name}"), "03")
+    refused_or_failed(world, submit(world, "03", dataset=ref, output=f"output/{name}"), "03")
 
 
 @pytest.mark.parametrize("which", ["dark", "flat"])
@@ -373,11 +375,11 @@ def test_finding_03_absolute_dark_and_flat_paths_are_confined(world, which):
     assert saved.status_code in (200, 201) or 400 <= saved.status_code < 500
     ref = crafted_upload(world, f"processing/{which}_crafted.nxs",
                          lambda p: simple_list(p, edit={"1": {which: setting}}))
-    refused_or_failed(world, submit(world, process_list=ref, output=f"output/{which}"), "03")
+    refused_or_failed(world, submit(world, "03", process_list=ref, output=f"output/{which}"), "03")
     relative = ["../../bob/data/scan.nxs", "/entry1/tomo_entry/instrument/detector/data", 1.0]
     ref = crafted_upload(world, f"processing/{which}_relative.nxs",
                          lambda p: simple_list(p, edit={"1": {which: relative}}))
-    refused_or_failed(world, submit(world, process_list=ref, output=f"output/{which}_rel"), "03")
+    refused_or_failed(world, submit(world, "03", process_list=ref, output=f"output/{which}_rel"), "03")
 
 
 # -- 4. process lists follow HDF5 links ---------------------------------------------------------------------

@@ -9,4 +9,5 @@ def test_the_suite_sent_at_least_300_hostile_requests(capsys):
     line = f"security suite: {COUNT.sent} hostile requests sent ({per_finding})"
     with capsys.disabled():
         print("\n" + line)
+        print("hostile jobs: " + ", ".join(f"{k}: {v}" for k, v in sorted(COUNT.outcomes.items())))
     assert COUNT.sent >= MINIMUM, line
