@@ -42,3 +42,14 @@ def test_a_failed_jobs_message_is_its_error_line(tmp_path, behaviour, reason):
     job = ended(client, client.post("/api/jobs", json=body).get_json()["id"])
     assert job["state"] == "failed" and job["end"]["exit_code"] == 2
     assert reason in job["message"], job["message"]
+
+
+def test_the_default_log_of_a_run_that_never_wrote_its_user_log_is_stderr(tmp_path):
+    client = make_client(tmp_path)
+    body = {"process_list": "processing/tomo.nxs", "output": "output/run", "mode": "full",
+            "dataset": dataset(tmp_path, "scan.nxs", seconds=0.1, exit=2, stderr="hebi-runner: no tomography here")}
+    job = ended(client, client.post("/api/jobs", json=body).get_json()["id"])
+    (tmp_path / "roots" / job["run_folder"] / "run_log" / "user.log").unlink()  # as when the run never got that far
+    log = client.get(f"/api/jobs/{job['id']}/log").get_json()
+    assert log["stream"] == "stderr" and "hebi-runner: no tomography here" in log["text"]
+    assert client.get(f"/api/jobs/{job['id']}/log", query_string={"stream": "user"}).get_json()["text"] == ""

@@ -126,12 +126,26 @@ def _log_path(job: dict, which: str) -> Path:
     return service().job_file(job["spec"].get(which, ""), which)
 
 
+def _default_stream(job: dict) -> str:
+    """Savu's user.log, except for an ended job whose user.log is empty or missing: a run that failed
+    before Savu started its log said why on stderr."""
+    if JobState(job["state"]).final:
+        try:
+            user_log = _log_path(job, "user")
+        except SandboxError:
+            return "user"  # refused below, as an explicit ?stream=user would be
+        if not user_log.is_file() or user_log.stat().st_size == 0:
+            return "stderr"
+    return "user"
+
+
 @blueprint.get("/jobs/<job_id>/log")
 def job_log(job_id: str):
-    """``?stream=stdout|stderr|user&lines=N`` for the tail; ``&follow=1`` streams new lines as SSE."""
+    """``?stream=stdout|stderr|user&lines=N`` for the tail (no stream: see _default_stream; the answer
+    names the one sent); ``&follow=1`` streams new lines as SSE."""
     jobs = service()
     job = _job_or_404(job_id)
-    which = request.args.get("stream", "user")
+    which = request.args.get("stream") or _default_stream(job)
     path = _log_path(job, which)
     lines = _int_arg("lines", 200, 0, 10000)
     if request.args.get("follow") not in ("1", "true", "yes"):

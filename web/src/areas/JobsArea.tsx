@@ -90,24 +90,24 @@ function SubmitForm({ modes, onSubmitted }: { modes: ModeAvailability[]; onSubmi
 }
 
 function JobDetails({ job }: { job: Job }) {
-  const [stream, setStream] = useState('user');
-  const [chosen, setChosen] = useState(false);  // the user picked a tab: never switch it for them
+  const [chosen, setChosen] = useState<string | null>(null);  // a tab the user picked; null: the API's default
+  const [shown, setShown] = useState('user');
   const [text, setText] = useState('');
   const [files, setFiles] = useState<{ path: string; size: number }[]>([]);
 
   useEffect(() => {
     setText('');
     if (ACTIVE.includes(job.state)) {
-      return followLog(job.id, stream, (piece) => setText((old) => (old + piece).slice(-200_000)), () => undefined);
+      setShown(chosen ?? 'user');
+      return followLog(job.id, chosen ?? 'user', (piece) => setText((old) => (old + piece).slice(-200_000)), () => undefined);
     }
-    jobLog(job.id, stream).then((log) => {
-      // A run that failed before Savu started its user.log said why on stderr: show that instead.
-      if (!log.text && stream === 'user' && !chosen) setStream('stderr');
-      else setText(log.text || '(empty)');
+    jobLog(job.id, chosen ?? undefined).then((log) => {
+      setShown(log.stream);
+      setText(log.text || '(empty)');
     }, (e: Error) => setText(e.message));
     return undefined;
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [job.id, stream, ACTIVE.includes(job.state)]);
+  }, [job.id, chosen, ACTIVE.includes(job.state)]);
 
   useEffect(() => {
     jobOutputs(job.id).then((o) => setFiles(o.files), () => setFiles([]));
@@ -122,9 +122,8 @@ function JobDetails({ job }: { job: Job }) {
       </p>
       <div role="tablist" aria-label="Log">
         {['user', 'stdout', 'stderr'].map((name) => (
-          <button key={name} type="button" role="tab" aria-selected={stream === name}
-                  onClick={() => { setChosen(true); setStream(name); }}
-                  style={{ fontWeight: stream === name ? 700 : 400, marginRight: '.25rem' }}>
+          <button key={name} type="button" role="tab" aria-selected={shown === name} onClick={() => setChosen(name)}
+                  style={{ fontWeight: shown === name ? 700 : 400, marginRight: '.25rem' }}>
             {name === 'user' ? 'user.log' : name}
           </button>
         ))}

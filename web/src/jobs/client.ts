@@ -77,8 +77,10 @@ export const listJobs = () => getJson<JobList>('/api/jobs?limit=500');
 export const clusterStatus = () => getJson<{ modes: ModeAvailability[] }>('/api/cluster');
 export const submitJob = (request: JobRequest) => send<Job>('/api/jobs', request);
 export const cancelJob = (id: string) => send<Job>(`/api/jobs/${encodeURIComponent(id)}/cancel`);
-export const jobLog = (id: string, stream: string) =>
-  getJson<{ text: string; exists: boolean }>(`/api/jobs/${encodeURIComponent(id)}/log?stream=${stream}&lines=200`);
+/** A log's tail; without ``stream`` the API picks (user.log, or stderr for an ended job whose user.log is empty). */
+export const jobLog = (id: string, stream?: string) =>
+  getJson<{ text: string; exists: boolean; stream: string }>(
+    `/api/jobs/${encodeURIComponent(id)}/log?${stream ? `stream=${stream}&` : ''}lines=200`);
 export const jobOutputs = (id: string) =>
   getJson<{ run_folder: string | null; exists: boolean; files: { path: string; size: number }[] }>(
     `/api/jobs/${encodeURIComponent(id)}/outputs`);
