@@ -40,10 +40,13 @@ def submit(world, finding: str, **body):
     return world.alice.hostile("POST", "/api/jobs", json=body, finding=finding)
 
 
-def refused_or_failed(world, answer, finding: str) -> dict | None:
-    """A job built on a hostile input is refused at submission (4xx), or runs and fails: never finishes."""
+def refused_or_failed(world, answer, finding: str, because: tuple[str, ...] = ("outside",)) -> dict | None:
+    """A job built on a hostile input is refused at submission (4xx), or runs and fails: never finishes.
+    Either way for the hostile reason (one of ``because`` in the refusal or the job's message and log),
+    so that a job failing for anything else proves nothing."""
     if answer.status_code != 201:
         assert 400 <= answer.status_code < 500, answer.text
+        assert any(word in answer.json()["error"].lower() for word in because), answer.text
         COUNT.outcome(finding, "refused at submission")
         return None
     COUNT.outcome(finding, "failed in the runner")
@@ -51,6 +54,8 @@ def refused_or_failed(world, answer, finding: str) -> dict | None:
     assert job["state"] in ENDED_BADLY, f"a job on a hostile input ran to the end: {job}"
     log = world.alice.hostile("GET", f"/api/jobs/{job['id']}/log", params={"stream": "stderr"}, expect=200)
     assert not leaks_bob(log.content)
+    said = (job["message"] + log.json()["text"]).lower()
+    assert any(word in said for word in because), f"the job failed, but not for the hostile input: {job}"
     return job
 
 
@@ -306,8 +311,9 @@ def test_finding_02_a_job_writes_outside_its_run_folder(world):
     escape = "../../../../bob/processing/X"
     ref = crafted_upload(world, "processing/escape.nxs", lambda p: simple_list(
         p, edit={"2": {"out_datasets": [escape]}}))
-    refused_or_failed(world, submit(world, "02", process_list=ref, output="output/escape"), "02")
-    refused_or_failed(world, submit(world, "02", process_list=ref, output="output/escape", mode="preview"), "02")
+    why = ("not a dataset name", "outside")
+    refused_or_failed(world, submit(world, "02", process_list=ref, output="output/escape"), "02", why)
+    refused_or_failed(world, submit(world, "02", process_list=ref, output="output/escape", mode="preview"), "02", why)
     assert not list(world.bob_folders["processing"].glob("X*")), "the job wrote into bob's processing folder"
 
 
@@ -320,6 +326,7 @@ def test_finding_02_the_runner_itself_refuses_escaping_dataset_names(world, tmp_
                            str(crafted), str(out)], capture_output=True, text=True, timeout=120)
     COUNT.add(1, "02")
     assert done.returncode != 0, done.stdout[-2000:]
+    assert "not a dataset name" in done.stderr or "outside" in done.stderr, done.stderr[-2000:]
     assert not list(world.bob_folders["processing"].glob("X*"))
 
 
