@@ -173,8 +173,9 @@ def wait_for_job(http: requests.Session, url: str, job_id: str, timeout: float =
     deadline = time.monotonic() + timeout
     job = http.get(f"{url}/api/jobs/{job_id}", timeout=60).json()
     while job.get("state") in ("submitting", "queued", "running", "unknown") and time.monotonic() < deadline:
-        time.sleep(0.4)
-        job = http.get(f"{url}/api/jobs/{job_id}", timeout=60).json()
+        time.sleep(0.3)
+        # refresh=1: the scheduler is asked now, not at the next poll (jobs.poll_interval)
+        job = http.get(f"{url}/api/jobs/{job_id}", params={"refresh": "1"}, timeout=60).json()
     return job
 
 
