@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,3 +96,4 @@ def test_finding_13_demo_in_the_background_stops_on_sigint():
             shell.wait(30)
         subprocess.run([sys.executable, "-m", "pod_launcher", "--config", str(base / "hebi.yaml"), "stop", "--all"],
                        capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
