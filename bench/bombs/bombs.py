@@ -1,5 +1,5 @@
 """The bombs of issue 9 (finding 9 and 10): small inputs that expand hugely. Made here once, for the
-security suite (tests/security/test_bombs.py, which sends them through the gateway) and for this
+security suite (tests/security/test_expansion_bombs.py, which sends them through the gateway) and for this
 benchmark (run.py, which measures what they cost the API's and the dataserver's workers).
 
 Every builder writes compressed chunks straight into the file (``write_direct_chunk``), so making a

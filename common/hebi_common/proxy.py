@@ -85,15 +85,16 @@ async def forward(request: web.Request, upstreams: Upstreams, upstream: str, *,
         return await _bridge_websocket(request, client, target, headers, upstream)
 
     body = None
-    if request.body_exists:
+    if request.body_exists and request.content_length != 0:
         body = request.content.iter_chunked(CHUNK)
         if body_idle_timeout is not None:
             body = _paced(body, body_idle_timeout)
         if request.content_length is not None:
             headers["Content-Length"] = str(request.content_length)
     try:
+        # aiohttp would label a streamed body it was not told the type of as application/octet-stream.
         upstream_response = await client.request(request.method, target, headers=headers, data=body,
-                                                 allow_redirects=False)
+                                                 allow_redirects=False, skip_auto_headers=("Content-Type",))
     except aiohttp.ClientConnectionError as err:
         if isinstance(err.__cause__, ClientBodyIdle):  # aiohttp wraps what the body raised
             raise err.__cause__ from None

@@ -37,6 +37,11 @@ async def count(request):
     return web.json_response({"received": total})
 
 
+async def headers(request):
+    return web.json_response({"content_type": request.headers.get("Content-Type"),
+                              "body": (await request.read()).decode()})
+
+
 async def big(request):
     response = web.StreamResponse()
     await response.prepare(request)
@@ -53,6 +58,7 @@ def scenario(test):
         upstream_app.router.add_get("/ws", websocket)
         upstream_app.router.add_post("/count", count)
         upstream_app.router.add_get("/big", big)
+        upstream_app.router.add_post("/headers", headers)
         upstream = TestServer(upstream_app)
         await upstream.start_server()
         upstreams = Upstreams()
@@ -117,4 +123,15 @@ def test_dead_upstream_is_reported_not_raised_to_the_client():
     async def test(client, upstream_app):
         answer = await client.get("/dead")
         assert answer.status == 502
+    scenario(test)
+
+
+def test_a_request_without_a_body_reaches_the_session_without_a_content_type():
+    """A cancel button's empty POST must not become an octet-stream upload on the way (the API refuses
+    bodies of types a route does not take)."""
+    async def test(client, upstream_app):
+        answer = await client.post("/headers", headers={"Content-Length": "0"}, skip_auto_headers=("Content-Type",))
+        assert await answer.json() == {"content_type": None, "body": ""}
+        answer = await client.post("/headers", data=b'{"a": 1}', headers={"Content-Type": "application/json"})
+        assert await answer.json() == {"content_type": "application/json", "body": '{"a": 1}'}
     scenario(test)
