@@ -372,3 +372,53 @@ class ConfinedFile:
     def get(self, inner: str) -> h5py.HLObject | None:
         found = self.locate(inner)
         return None if found is None else found[2]
+
+
+#: Links one whole-file check visits, over all the files it reaches; a scan has hundreds.
+MAX_CHECKED_LINKS = 100_000
+
+
+def check_whole_file(roots: Roots, path: Path, what: str, *, max_links: int = MAX_CHECKED_LINKS) -> None:
+    """Refuse (SandboxError 403) a file if anything in it, or in the files it leads to, makes HDF5 open
+    a file outside the roots: external links, VDS sources, external raw storage.
+
+    For programs that let HDF5 follow every link (a real Savu reading a job's dataset), where hebi
+    cannot walk each link as it is used the way ConfinedFile does. Files reached through external links
+    are checked the same way, each once. More than ``max_links`` links in all are refused (413): such a
+    file is not a scan, and checking it would take unbounded time.
+    """
+    pending = [confined_path(roots, path, what)]
+    seen: set[Path] = set()
+    visited = 0
+    with ExitStack() as stack:
+        files: dict[Path, h5py.File] = {}
+
+        def open_file(file_path: Path) -> h5py.File:
+            if file_path not in files:
+                files[file_path] = stack.enter_context(h5py.File(file_path, "r", locking=False))
+            return files[file_path]
+
+        while pending:
+            file_path = pending.pop()
+            if file_path in seen:
+                continue
+            seen.add(file_path)
+            h5 = open_file(file_path)
+            names: list[str] = []
+            room = max_links - visited
+            h5.visit_links(lambda name, names=names, room=room: names.append(name) or (len(names) > room or None))
+            visited += len(names)
+            if visited > max_links:
+                raise SandboxError(f"{what} {path.name} holds more than {max_links} links; hebi does not run "
+                                   "on it", 413)
+            for name in names:
+                where = f"/{name} in {file_path.name}"
+                link = h5.get(name, getlink=True)
+                if isinstance(link, h5py.ExternalLink):
+                    target = external_link_target(roots, file_path, link, where)
+                    if target is not None:
+                        pending.append(target)
+                elif isinstance(link, h5py.HardLink):
+                    obj = h5.get(name)
+                    if isinstance(obj, h5py.Dataset) and (obj.is_virtual or obj.external):
+                        check_dataset_sources(roots, file_path, obj, where, open_file=open_file)

@@ -206,3 +206,34 @@ def test_a_plugin_unknown_to_the_catalogue_is_refused_only_while_active(session)
     assert switched.status_code == 200, switched.get_json()
     answer = client.post("/api/jobs", json=dict(GOOD, process_list="processing/own.nxs"))
     assert answer.status_code == 201, answer.get_json()
+
+
+@pytest.mark.parametrize("how", ["external link", "virtual dataset", "external raw storage", "link to a link"])
+def test_a_dataset_leading_out_of_the_users_folders_is_refused_at_submission(session, how):
+    """A real Savu lets HDF5 follow every link in the dataset: a scan whose /entry1 is another user's
+    reaches that user's data unless submission refuses it (hebi-runner refuses again as it reads)."""
+    import h5py
+    import numpy as np
+    base, client = session
+    other = base / "bob"
+    other.mkdir()
+    with h5py.File(other / "scan.h5", "w") as theirs:
+        theirs["entry1/data"] = np.arange(12.0).reshape(3, 4)
+    (other / "raw.bin").write_bytes(np.arange(12.0).tobytes())
+    with h5py.File(base / "roots" / "data" / "inside.h5", "w") as inside:  # in alice's roots, linking out
+        inside["entry1"] = h5py.ExternalLink(str(other / "scan.h5"), "/entry1")
+    with h5py.File(base / "roots" / "data" / "crafted.nxs", "w") as crafted:
+        if how == "external link":
+            crafted["entry1"] = h5py.ExternalLink(str(other / "scan.h5"), "/entry1")
+        elif how == "virtual dataset":
+            layout = h5py.VirtualLayout((3, 4), "f8")
+            layout[:] = h5py.VirtualSource(str(other / "scan.h5"), "entry1/data", (3, 4))
+            crafted.create_virtual_dataset("entry1/data", layout)
+        elif how == "external raw storage":
+            crafted.create_dataset("entry1/data", (3, 4), "f8", external=[(str(other / "raw.bin"), 0, 96)])
+        else:
+            crafted["entry1"] = h5py.ExternalLink("inside.h5", "/entry1")
+    answer = client.post("/api/jobs", json={**GOOD, "dataset": "data/crafted.nxs"})
+    assert answer.status_code == 403, answer.get_json()
+    assert "outside your folders" in answer.get_json()["error"]
+    assert_nothing_submitted(base, client)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hebi_common.confine import check_whole_file
 from hebi_common.errors import UserError
 from hebi_common.sandbox import Roots, SandboxError
 from hebi_common.savu.catalogue import Catalogue
@@ -95,7 +96,7 @@ def parse_request(body: Any, roots: Roots, jobs_config, catalogue: Catalogue | N
                               "switch it off or use a CPU plugin instead (e.g. AstraReconCpu, TomobarRecon)")
     dataset = _existing(roots, refs["dataset"], "dataset")
     if dataset.is_file():  # a folder is a dataset too, for Savu's image-stack loaders
-        _check_hdf5(dataset, refs["dataset"])
+        _check_hdf5(dataset, refs["dataset"], roots)
     output = _output_folder(roots, refs["output"])
 
     resources = body.get("resources") or {}
@@ -191,8 +192,10 @@ def _existing_file(roots: Roots, ref: str, what: str) -> Path:
     return path
 
 
-def _check_hdf5(path: Path, ref: str) -> None:
-    """Refuse a dataset file h5py cannot open: Savu's loaders would fail on it after the queue wait."""
+def _check_hdf5(path: Path, ref: str, roots: Roots) -> None:
+    """Refuse a dataset file h5py cannot open (Savu's loaders would fail on it after the queue wait), and
+    one whose links lead out of the user's roots: a real Savu lets HDF5 follow every link, so only this
+    check stands between its job and another user's files (hebi-runner checks again as it reads)."""
     import h5py
     try:
         with h5py.File(path, "r"):
@@ -201,6 +204,10 @@ def _check_hdf5(path: Path, ref: str) -> None:
         reason = str(error).split("(", 1)[0].strip() or "not an HDF5 file"
         raise JobRequestError(f"the dataset {ref} is not a readable NeXus/HDF5 file ({reason}); "
                               "choose the scan's .nxs or .h5 file") from None
+    try:
+        check_whole_file(roots, path, "the dataset")
+    except SandboxError as error:
+        raise JobRequestError(f"{ref}: {error.message}", error.status) from None
 
 
 #: (path, inode, size, mtime) -> (plugins, GPU plugins): a list is checked once per version.
