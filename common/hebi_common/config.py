@@ -75,14 +75,40 @@ class LocalLauncherConfig(_Section):
     #: ``auto``: nginx when installed, else the built-in router; ``required``: fail without nginx.
     nginx: Literal["auto", "required", "off"] = "auto"
     nginx_binary: str = "nginx"
-    start_timeout: float = Field(default=30.0, gt=0)
     #: Python interpreter that runs the session's API and dataserver.
     python: str = ""
 
 
+class PodImagesConfig(_Section):
+    """The images of a session's parts (build_docker_images.sh writes their tags to .cache/images.json)."""
+
+    web: str = "localhost/hebi-web:latest"
+    api: str = "localhost/hebi-api:latest"
+    dataserver: str = "localhost/hebi-dataserver:latest"
+
+
+class PodmanLauncherConfig(_Section):
+    """The ``podman`` launcher: each user's session as a pod (``podman kube play``) run as the user's uid."""
+
+    #: Pod manifests, session secrets and address allocations live here, one folder per user.
+    state_dir: str = "/var/lib/hebi/pods"
+    images: PodImagesConfig = Field(default_factory=PodImagesConfig)
+    #: The podman binary, and a containers.conf for it (CONTAINERS_CONF; empty: the system's).
+    podman: str = "podman"
+    containers_conf: str = ""
+    #: Each session listens on its own loopback address 127.0.0.N, N in this range (host network).
+    loopback_range: tuple[int, int] = (10, 250)
+    #: Limits of each container (Kubernetes quantities).
+    cpu_limit: str = "2"
+    memory_limit: str = "2Gi"
+
+
 class LauncherConfig(_Section):
-    backend: Literal["local"] = "local"
+    backend: Literal["local", "podman"] = "local"
+    #: Seconds a session may take to answer after it was started, on any backend.
+    start_timeout: float = Field(default=30.0, gt=0)
     local: LocalLauncherConfig = Field(default_factory=LocalLauncherConfig)
+    podman: PodmanLauncherConfig = Field(default_factory=PodmanLauncherConfig)
 
 
 class GatewayConfig(_Section):
@@ -110,6 +136,9 @@ class GatewayConfig(_Section):
     login_throttle_entries: int = Field(default=10000, ge=1)
     #: Seconds a client may leave a request body idle (sending nothing) before its connection is closed.
     body_idle_timeout: float = Field(default=60.0, gt=0)
+    #: uids (and gids) ``hebi-gateway adduser`` assigns to new accounts without --uid: the lowest one no
+    #: account has. Sessions in containers run as their account's uid.
+    uid_range: tuple[int, int] = (20000, 29999)
 
 
 class DataserverConfig(_Section):

@@ -90,9 +90,13 @@ class SessionContext:
 
     @classmethod
     def from_environment(cls, config: HebiConfig, environ=os.environ) -> SessionContext:
-        """The launcher starts each session service with HEBI_SESSION_USER/_HOME/_SECRET/_STATE_DIR set."""
+        """The launcher starts each session service with HEBI_SESSION_USER/_HOME/_SECRET/_STATE_DIR set
+        (pod_launcher.spec); in a container the secret is a file (_SECRET_FILE), so inspecting the
+        container does not show it."""
         user = environ.get("HEBI_SESSION_USER", "")
         secret = environ.get("HEBI_SESSION_SECRET", "")
+        if not secret and environ.get("HEBI_SESSION_SECRET_FILE"):
+            secret = Path(environ["HEBI_SESSION_SECRET_FILE"]).read_text().strip()
         state = environ.get("HEBI_SESSION_STATE_DIR", "")
         if not user or not secret or not state:
             raise RuntimeError("HEBI_SESSION_USER, HEBI_SESSION_SECRET and HEBI_SESSION_STATE_DIR must be set: "

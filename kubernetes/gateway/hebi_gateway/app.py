@@ -267,7 +267,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
 
     sessions: SessionTable = request.app[SESSIONS]
     identity = account.identity()
-    timeout = request.app[CONFIG].launcher.local.start_timeout + 5
+    timeout = request.app[CONFIG].launcher.start_timeout + 5
     try:
         info = await sessions.find_or_start(identity, wait=not _wants_html(request), timeout=timeout)
     except (TimeoutError, LauncherError) as err:

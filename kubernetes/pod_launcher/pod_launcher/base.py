@@ -1,6 +1,7 @@
 """The launcher interface: what the gateway and the CLI need from any way of running a user's session."""
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Literal
@@ -61,8 +62,13 @@ class Launcher(ABC):
         """The last lines of the session's logs."""
 
 
+#: The backends by ``launcher.backend``, imported only when chosen: the interface imports none of them.
+BACKENDS = {"local": "pod_launcher.local:LocalLauncher", "podman": "pod_launcher.podman:PodmanLauncher"}
+
+
 def make_launcher(config: HebiConfig, config_path: str | None = None) -> Launcher:
-    if config.launcher.backend == "local":
-        from .local import LocalLauncher
-        return LocalLauncher(config, config_path)
-    raise LauncherError(f"unknown launcher backend {config.launcher.backend!r}")
+    target = BACKENDS.get(config.launcher.backend)
+    if target is None:
+        raise LauncherError(f"unknown launcher backend {config.launcher.backend!r}")
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)(config, config_path)

@@ -1,13 +1,14 @@
 """The ``local`` launcher: a user's session as processes on this machine.
 
-Per user, under ``launcher.local.state_dir/<user>/``: the API and the dataserver (gunicorn, each on a
-Unix socket), and nginx on a third socket serving the web app and routing /api/ and /data/ with the
-session image's own config file. Where nginx is missing and allowed to be (``nginx: auto``), a small
-Python router serves the same routes instead. The folder is 0700, so only this account reaches the
-sockets; the record ``session.json`` holds the pids and the session secret for the gateway and the CLI.
+Per user, under ``launcher.local.state_dir/<user>/``: the parts of the session contract
+(pod_launcher.spec): the API and the dataserver (gunicorn, each on a Unix socket), and nginx on a third
+socket serving the web app and routing /api/ and /data/ with the session image's own config file. Where
+nginx is missing and allowed to be (``nginx: auto``), a small Python router serves the same routes
+instead. The folder is 0700, so only this account reaches the sockets; the record ``session.json`` holds
+the pids and the session secret for the gateway and the CLI.
 
 Sessions run as the account that runs the launcher (the gateway's). Mapping users to their own UNIX
-accounts needs root and is the kubernetes backend's job (runAsUser).
+accounts needs root and is the job of the container backends (podman, kubernetes: runAsUser).
 """
 from __future__ import annotations
 
@@ -30,9 +31,12 @@ from hebi_common.session import StateFolderError, session_state_dir
 
 from .base import Launcher, LauncherError, SessionInfo
 from .nginx import find_mime_types, find_nginx, render_session_config
+from .spec import SESSION, session_environment
 
 SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; keep a margin
 RECORD = "session.json"
+#: The socket (and log) name of each service of the contract.
+SOCKETS = {"api": "api", "dataserver": "data"}
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -106,12 +110,9 @@ class LocalLauncher(Launcher):
         python = self.settings.python or sys.executable
         processes: dict[str, int] = {}
         try:
-            for service, app in (("api", "hebi_api.app:create_app()"), ("data", "hebi_dataserver.app:create_app()")):
-                processes[service] = self._spawn(
-                    folder, service,
-                    [python, "-m", "gunicorn", "--bind", f"unix:{sockets[service]}", "--worker-class", "gthread",
-                     "--threads", "8", "--workers", "1", "--graceful-timeout", "5", "--timeout", "120",
-                     "--log-level", "warning", app], env)
+            for part in SESSION.services:
+                service = SOCKETS[part.name]
+                processes[service] = self._spawn(folder, service, part.command(f"unix:{sockets[service]}", python), env)
             router, processes["router"] = self._start_router(folder, sockets, python, env)
         except Exception:
             self._kill(processes)
@@ -178,10 +179,9 @@ class LocalLauncher(Launcher):
 
     def _session_environment(self, identity: Identity, secret: str, state_dir: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HEBI_SESSION_")}
-        env.update(HEBI_SESSION_USER=identity.user, HEBI_SESSION_HOME=identity.home or "",
-                   HEBI_SESSION_SECRET=secret, HEBI_SESSION_STATE_DIR=str(state_dir), PYTHONUNBUFFERED="1")
-        if self.config_path:
-            env["HEBI_CONFIG"] = os.path.abspath(self.config_path)
+        env.update(session_environment(identity, str(state_dir),
+                                       os.path.abspath(self.config_path) if self.config_path else "",
+                                       secret=secret))
         return env
 
     def _spawn(self, folder: Path, name: str, argv: list[str], env: dict[str, str]) -> int:
@@ -237,7 +237,7 @@ class LocalLauncher(Launcher):
 
     def _wait_until_answering(self, user: str, identity: Identity, sock: Path, secret: str,
                               processes: dict[str, int]) -> None:
-        deadline = time.monotonic() + self.settings.start_timeout
+        deadline = time.monotonic() + self.config.launcher.start_timeout
         last = "no answer yet"
         while time.monotonic() < deadline:
             exited = [name for name, pid in processes.items() if _process_start_time(pid) is None]
@@ -260,7 +260,7 @@ class LocalLauncher(Launcher):
         tail = self.logs(user, 15)
         self.stop(user)
         raise LauncherError(f"the session of {user} did not answer within "
-                            f"{self.settings.start_timeout:.0f} s ({last})\n{tail}")
+                            f"{self.config.launcher.start_timeout:.0f} s ({last})\n{tail}")
 
     @staticmethod
     def _kill(processes: dict[str, int], grace: float = 10.0) -> None:

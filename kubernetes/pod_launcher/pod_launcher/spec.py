@@ -1,0 +1,103 @@
+"""The session contract, declared once: which parts a user's session has, how each is started and probed,
+the environment every part reads, and where the roots, the state folder and the secret reach it.
+
+Every launcher builds from this: ``local`` as processes with Unix sockets, ``podman`` (and, next,
+``kubernetes``) as a Pod of one container per part from objects.make_pod. The images carry the programs;
+this module says how they are called, so images and launchers cannot drift apart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hebi_common.identity import Identity
+
+#: How the Python services run: one gunicorn worker with threads (a session serves one user). Kept here
+#: alone so every launcher runs the services the same way.
+GUNICORN_ARGS = ("--worker-class", "gthread", "--threads", "8", "--workers", "1", "--graceful-timeout", "5",
+                 "--timeout", "120", "--log-level", "warning")
+
+#: Where things are inside a part's container (the images provide the programs and WEB_ROOT; the
+#: launcher mounts the rest). Roots and the state folder are mounted at their configured paths, so the
+#: configuration means the same inside and out.
+CONFIG_PATH = "/etc/hebi/hebi.yaml"
+SECRET_PATH = "/etc/hebi/secret"
+NGINX_CONF_PATH = "/etc/hebi/nginx.conf"
+#: The built web app in the hebi-web image, and nginx's mime.types there.
+WEB_ROOT = "/usr/share/hebi/web"
+MIME_TYPES = "/etc/nginx/mime.types"
+#: The one writable folder of a container (an emptyDir): temporary files, nginx's pid and buffers.
+TMP = "/tmp"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One process of a session (one container in a pod)."""
+
+    name: str
+    #: Which of ``launcher.podman.images`` runs it.
+    image: str
+    #: Port on the session's own address in a pod (the local launcher uses Unix sockets instead).
+    port: int
+    #: Answers 200 to a request with the gateway's signed identity once the part serves.
+    health: str
+    #: The WSGI app of a Python service; empty for nginx.
+    app: str = ""
+    #: Whether the part reads the user's roots, the state folder, the configuration and the secret.
+    session_files: bool = True
+
+    def command(self, bind: str, python: str = "python3") -> list[str]:
+        """The argv of a Python service listening on ``bind`` (``unix:/path`` or ``host:port``)."""
+        if not self.app:
+            raise ValueError(f"{self.name} is not a Python service")
+        return [python, "-m", "gunicorn", "--bind", bind, *GUNICORN_ARGS, self.app]
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    parts: tuple[Part, ...]
+
+    def part(self, name: str) -> Part:
+        return next(p for p in self.parts if p.name == name)
+
+    @property
+    def services(self) -> tuple[Part, ...]:
+        """The Python services behind the router."""
+        return tuple(p for p in self.parts if p.app)
+
+    @property
+    def router(self) -> Part:
+        """The part the gateway talks to: nginx serving the web app and routing /api/ and /data/."""
+        return self.part("web")
+
+    def nginx_values(self, address: str) -> dict[str, str]:
+        """The nginx template's values for a pod whose servers listen on ``address``."""
+        return {"LISTEN": f"{address}:{self.router.port}", "API": f"{address}:{self.part('api').port}",
+                "DATA": f"{address}:{self.part('dataserver').port}", "WEB_ROOT": WEB_ROOT, "PREFIX": TMP,
+                "MIME_TYPES": MIME_TYPES}
+
+    @staticmethod
+    def nginx_command() -> list[str]:
+        return ["nginx", "-e", "stderr", "-p", TMP, "-c", NGINX_CONF_PATH]
+
+
+SESSION = SessionSpec(parts=(
+    Part("web", image="web", port=8080, health="/api/health", session_files=False),
+    Part("api", image="api", port=8081, health="/api/health", app="hebi_api.app:create_app()"),
+    Part("dataserver", image="dataserver", port=8082, health="/data/",
+         app="hebi_dataserver.app:create_app()"),
+))
+
+
+def session_environment(identity: Identity, state_dir: str, config_path: str, *, secret: str = "",
+                        secret_file: str = "") -> dict[str, str]:
+    """The environment contract of a session's services (read by hebi_common.session): who the session
+    is for, its state folder, the configuration file, and the secret, inline (local processes) or as a
+    file (containers, so that ``podman inspect`` does not show it)."""
+    if bool(secret) == bool(secret_file):
+        raise ValueError("give the secret or the file that holds it")
+    env = {"HEBI_SESSION_USER": identity.user, "HEBI_SESSION_HOME": identity.home or "",
+           "HEBI_SESSION_STATE_DIR": state_dir, "PYTHONUNBUFFERED": "1"}
+    env.update({"HEBI_SESSION_SECRET": secret} if secret else {"HEBI_SESSION_SECRET_FILE": secret_file})
+    if config_path:
+        env["HEBI_CONFIG"] = config_path
+    return env
