@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hebi's demo and tests run for real: nginx (the session's router and
-# the gateway's front) and Chromium (the browser the UI tests drive). Needs root; without root it only
+# the gateway's front), Chromium (the browser the UI tests drive) and podman (the images of
+# build_docker_images.sh and the podman launcher; hebi's settings for it are images/containers.conf,
+# used through CONTAINERS_CONF, so no system-wide podman file is written). Needs root; without root it only
 # reports what is missing, so the caller can say so clearly (or fail under HEBI_REQUIRE_REAL=1).
 #
 # Usage: scripts/install-system.sh [nginx] [chromium] ...   (no argument = the demo's set)
@@ -13,11 +15,13 @@ declare -A packages=(
   [nginx]="nginx-light"
   [chromium]="chromium chromium-driver fonts-dejavu-core"
   [wrk]="wrk"
+  [podman]="podman runc mmdebstrap uidmap fuse-overlayfs"
 )
 declare -A probe=(
   [nginx]="nginx"
   [chromium]="chromium"
   [wrk]="wrk"
+  [podman]="mmdebstrap"
 )
 
 missing=()
