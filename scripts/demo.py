@@ -39,7 +39,12 @@ def main() -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _interrupt)
     base = Path(os.environ.get("HEBI_DEMO_DIR") or local_system.REPO / ".demo")
-    config = local_system.write_config(base, port=free_port())
+    # HEBI_LAUNCHER=podman: the same demo with each session in containers (docs/admin.md).
+    launcher = os.environ.get("HEBI_LAUNCHER", "local")
+    if launcher not in ("local", "podman"):
+        print(f"HEBI_LAUNCHER is local or podman, not {launcher!r}", file=sys.stderr)
+        return 2
+    config = local_system.write_config(base, port=free_port(), launcher=launcher)
     gateway = None
     try:
         password = secrets.token_urlsafe(9)
@@ -51,8 +56,9 @@ def main() -> int:
         first_list = folders["processing"] / "sample_reconstruction.nxs"
         if not first_list.exists():
             write_sample_process_list(first_list)
+        local_system.hand_over(config, USER)
         from pod_launcher.nginx import find_nginx
-        if find_nginx() is None:
+        if launcher == "local" and find_nginx() is None:
             print("note: nginx is not installed (installing it needs root: scripts/install-system.sh nginx); "
                   "sessions use hebi's built-in router instead", flush=True)
         gateway = local_system.Gateway(config)

@@ -4,6 +4,7 @@ Used by ``make demo`` (scripts/demo.py) and by the end-to-end tests, so both run
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -18,8 +19,18 @@ REPO = Path(__file__).resolve().parent.parent
 SOCKET_ROOM = 40  # "/<user>/session.sock" and friends must fit in a Unix socket path
 
 
-def write_config(base: Path, *, port: int = 0, nginx: str = "auto", users_root: Path | None = None) -> Path:
-    """A configuration keeping everything of this system under ``base``; returns its path."""
+def images() -> dict[str, str]:
+    """The session images build_docker_images.sh made (incremental: a no-op when nothing changed)."""
+    subprocess.run([str(REPO / "build_docker_images.sh"), "web", "api", "dataserver"], check=True,
+                   stdout=subprocess.DEVNULL)
+    built = json.loads((REPO / ".cache" / "images.json").read_text())["images"]
+    return {name: built[name]["tag"] for name in ("web", "api", "dataserver")}
+
+
+def write_config(base: Path, *, port: int = 0, nginx: str = "auto", users_root: Path | None = None,
+                 launcher: str = "local") -> Path:
+    """A configuration keeping everything of this system under ``base``; returns its path. ``launcher``
+    ``podman`` runs each session in containers, as its account's uid (needs root and podman)."""
     base = base.resolve()
     users_root = (users_root or base / "users").resolve()
     sessions = base / "sessions"
@@ -29,13 +40,14 @@ def write_config(base: Path, *, port: int = 0, nginx: str = "auto", users_root: 
     config = {
         "logging": {"level": "info"},
         "gateway": {"host": "127.0.0.1", "port": port, "state_dir": str(base / "gateway")},
-        "launcher": {"backend": "local", "local": {
+        "launcher": {"backend": launcher, "local": {
             "state_dir": str(sessions),
             "web_root": str(REPO / "web" / "dist"),
             "nginx_template": str(REPO / "web" / "nginx" / "session.conf.template"),
             "nginx": nginx,
             "python": sys.executable,
-        }},
+        }, **({"podman": {"state_dir": str(base / "pods"), "images": images(),
+                          "containers_conf": str(REPO / "images" / "containers.conf")}} if launcher == "podman" else {})},
         "session": {"roots": {name: {"path": str(users_root / "{user}" / name), "writable": True}
                               for name in ("data", "processing", "output")}},
     }
@@ -54,6 +66,18 @@ def user_folders(config_path: Path, user: str) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)
         folders[name] = folder
     return folders
+
+
+def hand_over(config_path: Path, user: str) -> None:
+    """Give what this script wrote into the user's folders (run as root) to the user's uid, so their
+    session in a container may change it, as their own files."""
+    if os.geteuid() != 0:
+        return
+    config = yaml.safe_load(config_path.read_text())
+    account = yaml.safe_load((Path(config["gateway"]["state_dir"]) / "users.yaml").read_text())["users"][user]
+    for folder in user_folders(config_path, user).values():
+        for path in [folder, *folder.rglob("*")]:
+            os.chown(path, account["uid"], account["gid"], follow_symlinks=False)
 
 
 def add_user(config_path: Path, user: str, password: str) -> None:

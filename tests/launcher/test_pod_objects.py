@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 
 from hebi_common.identity import Identity
-from pod_launcher.objects import MountedRoot, PodSettings, make_pod, pod_name, safe_name
+from pod_launcher.objects import MountedRoot, PodSettings, make_pod, pod_name, safe_name, scratch_volume, scratch_volumes
 from pod_launcher.spec import GUNICORN_ARGS, SECRET_PATH, SESSION
 
 #: A current Kubernetes release (kubernetes-validate ships its schemas).
@@ -26,7 +26,7 @@ def settings(user="alice", writable_data=False, **changes):
                   images={"web": "localhost/hebi-web:1", "api": "localhost/hebi-api:1",
                           "dataserver": "localhost/hebi-dataserver:1"},
                   roots=roots, state_dir=f"{folder}/state", config_file=f"{folder}/hebi.yaml",
-                  secret_file=f"{folder}/secret", nginx_conf=f"{folder}/nginx.conf",
+                  secret_file=f"{folder}/secret",
                   cpu_limit="1500m", memory_limit="768Mi")
     return PodSettings(**(values | changes))
 
@@ -57,8 +57,7 @@ def test_only_the_users_roots_state_and_the_sessions_own_files_come_from_the_hos
     host = {v["name"]: v["hostPath"]["path"] for v in pod["spec"]["volumes"] if "hostPath" in v}
     assert host == {"root-data": "/srv/dls/alice/data", "root-processing": "/srv/dls/alice/processing",
                     "root-output": "/srv/dls/alice/output", "state": "/var/lib/hebi/pods/alice/state",
-                    "config": "/var/lib/hebi/pods/alice/hebi.yaml", "secret": "/var/lib/hebi/pods/alice/secret",
-                    "nginx-conf": "/var/lib/hebi/pods/alice/nginx.conf"}
+                    "config": "/var/lib/hebi/pods/alice/hebi.yaml", "secret": "/var/lib/hebi/pods/alice/secret"}
     others = [v for v in pod["spec"]["volumes"] if "hostPath" not in v]
     assert all(v == {"name": v["name"], "emptyDir": {}} for v in others)
     api = {m["mountPath"]: m for m in containers(pod)["api"]["volumeMounts"]}
@@ -68,7 +67,14 @@ def test_only_the_users_roots_state_and_the_sessions_own_files_come_from_the_hos
     assert api[SECRET_PATH]["readOnly"] is True
     # nginx sees none of the user's files.
     web = {m["name"] for m in containers(pod)["web"]["volumeMounts"]}
-    assert web == {"nginx-conf", "tmp-web"}
+    assert web == {scratch_volume(pod["metadata"]["name"], "web")}
+
+
+def test_no_two_pods_share_a_scratch_volume():
+    # podman 4.3 makes each emptyDir a named volume: alike names would be one folder for every user.
+    alice = scratch_volumes(make_pod(SESSION, ALICE, settings()))
+    bob = scratch_volumes(make_pod(SESSION, Identity(user="bob", uid=20002), settings("bob")))
+    assert len(alice) == len(set(alice)) == 3 and not set(alice) & set(bob)
 
 
 def test_a_writable_data_root_is_mounted_writable():
@@ -88,7 +94,8 @@ def test_every_container_is_hardened_and_limited():
         assert security["capabilities"] == {"drop": ["ALL"]}
         assert container["resources"]["limits"] == {"cpu": "1500m", "memory": "768Mi"}
         # the one writable folder is its own emptyDir
-        assert {"name": f"tmp-{container['name']}", "mountPath": "/tmp"} in container["volumeMounts"]
+        scratch = scratch_volume(pod["metadata"]["name"], container["name"])
+        assert {"name": scratch, "mountPath": "/tmp"} in container["volumeMounts"]
         assert container["imagePullPolicy"] == "Never"
 
 
@@ -98,6 +105,8 @@ def test_the_pod_uses_the_host_network_on_its_own_loopback_address():
     api = containers(pod)["api"]["command"]
     assert api[api.index("--bind") + 1] == "127.0.0.12:8081"
     assert [a for a in api if a in GUNICORN_ARGS] == [a for a in GUNICORN_ARGS]
+    web = {e["name"]: e["value"] for e in containers(pod)["web"]["env"]}
+    assert (web["HEBI_NGINX_LISTEN"], web["HEBI_NGINX_API"]) == ("127.0.0.12:8080", "127.0.0.12:8081")
     for container in pod["spec"]["containers"]:
         assert container["readinessProbe"]["tcpSocket"]["host"] == "127.0.0.12"
         assert "ports" not in container  # nothing is published: no bridge, no port mapping

@@ -3,8 +3,8 @@
     users:
       alice:
         password: scrypt$16384$8$1$<salt b64>$<hash b64>
-        uid: 1001            # optional: the UNIX identity handed to the session
-        gid: 1001
+        uid: 20001           # the UNIX identity the session runs as (adduser assigns one)
+        gid: 20001
         home: /home/alice
         groups: [savu-users]
 
@@ -115,6 +115,28 @@ class UsersFile:
 
     def names(self) -> list[str]:
         return sorted(self._load())
+
+    def unix_ids(self, name: str, uid: int | None, gid: int | None, uid_range: tuple[int, int]) -> dict[str, int]:
+        """The uid and gid of account ``name``: the ones given, else the ones it has, else the lowest id
+        of ``uid_range`` that no other account has as uid or gid (a new account's own group). A uid
+        belongs to one account only: its session's files are that account's on the host."""
+        others = [a for n, a in self._load().items() if n != name]
+        current = self._load().get(name)
+        uid = uid if uid is not None else (current.uid if current else None)
+        if uid is None:
+            used = {a.uid for a in others} | {a.gid for a in others}
+            low, high = uid_range
+            uid = next((n for n in range(low, high + 1) if n not in used), None)
+            if uid is None:
+                raise AccountError(f"no free uid left in gateway.uid_range {low}-{high}: give one with --uid")
+            gid = uid if gid is None else gid
+        owner = next((a.name for a in others if a.uid == uid), None)
+        if owner:
+            raise AccountError(f"uid {uid} is already {owner}'s: every account needs its own")
+        if uid < 1 or (gid is not None and gid < 1):
+            raise AccountError("uid and gid 0 are root's: a session never runs as root")
+        gid = gid if gid is not None else (current.gid if current and current.gid is not None else uid)
+        return {"uid": uid, "gid": gid}
 
     def set_password(self, name: str, password: str, **fields) -> None:
         check_username(name)

@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from hebi_common.config import ConfigError, load_config
-from hebi_common.identity import IdentityError
+from hebi_common.identity import IdentityError, check_username
 from hebi_common.logs import setup_logging
 from pod_launcher import LauncherError
 
@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     how = add.add_mutually_exclusive_group()
     how.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     how.add_argument("--random-password", action="store_true", help="make one up and print it")
-    add.add_argument("--uid", type=int)
-    add.add_argument("--gid", type=int)
+    add.add_argument("--uid", type=int, help="the account's Unix uid (default: the next free of gateway.uid_range)")
+    add.add_argument("--gid", type=int, help="its Unix gid (default: the uid's own)")
     add.add_argument("--home")
     add.add_argument("--groups", help="comma-separated")
     commands.add_parser("users", help="list the local accounts")
@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                 password = getpass.getpass(f"password for {args.name}: ")
                 if getpass.getpass("again: ") != password:
                     raise AccountError("the passwords differ")
-            fields = {k: v for k, v in (("uid", args.uid), ("gid", args.gid), ("home", args.home)) if v is not None}
+            fields = users.unix_ids(check_username(args.name), args.uid, args.gid, config.gateway.uid_range)
+            if args.home is not None:
+                fields["home"] = args.home
             if args.groups:
                 fields["groups"] = [g.strip() for g in args.groups.split(",") if g.strip()]
             users.set_password(args.name, password, **fields)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from hebi_common.identity import Identity
 
-from .spec import CONFIG_PATH, NGINX_CONF_PATH, SECRET_PATH, TMP, SessionSpec, session_environment
+from .spec import CONFIG_PATH, SECRET_PATH, TMP, SessionSpec, session_environment
 
 APP_LABEL = "hebi"
 USER_LABEL = "hebi/user"
@@ -40,11 +40,12 @@ class PodSettings:
     images: dict[str, str]
     roots: tuple[MountedRoot, ...]
     state_dir: str
-    #: Files on the host, made by the launcher: the session's configuration, its secret (0400, owned by
-    #: the user's uid), and the rendered nginx config.
+    #: Files on the host, made by the launcher: the session's configuration and its secret (0400, owned
+    #: by the user's uid).
     config_file: str
     secret_file: str
-    nginx_conf: str
+    #: Seconds nginx lets a client send nothing of a body (gateway.body_idle_timeout).
+    body_timeout: float = 60
     cpu_limit: str = "2"
     memory_limit: str = "2Gi"
     pull_policy: str = "Never"
@@ -65,6 +66,16 @@ def labels(instance: str, user: str) -> dict[str, str]:
     return {"app": APP_LABEL, INSTANCE_LABEL: instance, USER_LABEL: safe_name(user)}
 
 
+def scratch_volume(pod: str, part: str) -> str:
+    """The name of a part's emptyDir (its /tmp). Unique to the pod: podman 4.3 makes an emptyDir a named
+    volume of this name, which every pod naming it alike would share."""
+    return f"tmp-{part}-{hashlib.sha256(pod.encode()).hexdigest()[:10]}"
+
+
+def scratch_volumes(pod: dict) -> list[str]:
+    return [v["name"] for v in pod["spec"]["volumes"] if "emptyDir" in v]
+
+
 def make_pod(spec: SessionSpec, identity: Identity, settings: PodSettings) -> dict:
     if identity.uid is None:
         raise ValueError(f"{identity.user} has no uid: a session in a container runs as its account's uid")
@@ -73,33 +84,29 @@ def make_pod(spec: SessionSpec, identity: Identity, settings: PodSettings) -> di
                for r in settings.roots]
     volumes += [{"name": "state", "hostPath": {"path": settings.state_dir, "type": "Directory"}},
                 {"name": "config", "hostPath": {"path": settings.config_file, "type": "File"}},
-                {"name": "secret", "hostPath": {"path": settings.secret_file, "type": "File"}},
-                {"name": "nginx-conf", "hostPath": {"path": settings.nginx_conf, "type": "File"}}]
+                {"name": "secret", "hostPath": {"path": settings.secret_file, "type": "File"}}]
     session_mounts = [{"name": f"root-{r.name}", "mountPath": r.path, "readOnly": not r.writable}
                       for r in settings.roots]
     session_mounts += [{"name": "state", "mountPath": settings.state_dir},
                        {"name": "config", "mountPath": CONFIG_PATH, "readOnly": True},
                        {"name": "secret", "mountPath": SECRET_PATH, "readOnly": True}]
     env = session_environment(identity, settings.state_dir, CONFIG_PATH, secret_file=SECRET_PATH)
+    name = pod_name(settings.instance, identity.user)
     containers = []
     for part in spec.parts:
-        tmp = f"tmp-{part.name}"
+        tmp = scratch_volume(name, part.name)
         volumes.append({"name": tmp, "emptyDir": {}})
         mounts = [{"name": tmp, "mountPath": TMP}]
+        container = {"name": part.name, "image": settings.images[part.image],
+                     "imagePullPolicy": settings.pull_policy}
         if part.app:
-            command = part.command(f"{settings.address}:{part.port}")
+            container["command"] = part.command(f"{settings.address}:{part.port}")
             part_env = dict(env, HOME=TMP)
         else:
-            command = spec.nginx_command()
-            part_env = {}
-            mounts.append({"name": "nginx-conf", "mountPath": NGINX_CONF_PATH, "readOnly": True})
+            part_env = spec.web_environment(settings.address, settings.body_timeout)
         if part.session_files:
             mounts = session_mounts + mounts
-        containers.append({
-            "name": part.name,
-            "image": settings.images[part.image],
-            "imagePullPolicy": settings.pull_policy,
-            "command": command,
+        containers.append(container | {
             "env": [{"name": k, "value": v} for k, v in sorted(part_env.items())],
             "volumeMounts": mounts,
             # Kubernetes' kubelet probes this; podman runs no probes, so the launcher probes the session.
@@ -115,7 +122,7 @@ def make_pod(spec: SessionSpec, identity: Identity, settings: PodSettings) -> di
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": pod_name(settings.instance, identity.user),
+        "metadata": {"name": name,
                      "labels": labels(settings.instance, identity.user) | settings.extra_labels,
                      "annotations": {USER_ANNOTATION: identity.user}},
         "spec": {

@@ -2,8 +2,8 @@
 
 The pod is objects.make_pod's manifest, the one the kubernetes launcher will send to a cluster. Per user,
 under ``launcher.podman.state_dir/<user>/`` (0700, the launcher's): the manifest ``pod.yaml``, the
-session's configuration, its rendered nginx config, its secret (0400, owned by the user's uid, mounted as
-a file so ``podman inspect`` does not show it) and the record ``session.json``. The pod runs on the host
+session's configuration, its secret (0400, owned by the user's uid, mounted as a file so ``podman
+inspect`` does not show it) and the record ``session.json``. The pod runs on the host
 network with its servers on its own loopback address 127.0.0.N, kept per user in ``addresses.json``, so
 no bridge network is ever made. Podman runs no probes: the launcher probes the session's /api/health
 itself with a signed identity. Pods carry labels (objects.labels), so every session is found again after
@@ -27,12 +27,11 @@ import yaml
 from hebi_common.atomic import atomic_write
 from hebi_common.config import HebiConfig
 from hebi_common.identity import Identity, check_username, sign_identity
-from hebi_common.nginx_conf import render_session_config
 from hebi_common.sandbox import Roots
 from hebi_common.session import StateFolderError, session_state_dir
 
 from .base import Launcher, LauncherError, SessionInfo
-from .objects import INSTANCE_LABEL, USER_LABEL, MountedRoot, PodSettings, make_pod, pod_name, safe_name
+from .objects import INSTANCE_LABEL, USER_LABEL, MountedRoot, PodSettings, make_pod, pod_name, safe_name, scratch_volume
 from .spec import SESSION
 
 RECORD = "session.json"
@@ -85,14 +84,11 @@ class PodmanLauncher(Launcher):
             # The effective configuration (environment overrides included), as the session must see it.
             yaml.safe_dump(self.config.model_dump(mode="json"), out, sort_keys=False)
         address = self._address(user)
-        nginx_conf = folder / "nginx.conf"
-        with atomic_write(nginx_conf, 0o444, text=True) as out:
-            out.write(self._nginx_config(address))
 
         pod = make_pod(SESSION, identity, PodSettings(
             instance=self.instance, address=address, images=self.settings.images.model_dump(),
             roots=self._roots(identity), state_dir=str(state_dir), config_file=str(config_file),
-            secret_file=str(secret_file), nginx_conf=str(nginx_conf),
+            secret_file=str(secret_file), body_timeout=self.config.gateway.body_idle_timeout,
             cpu_limit=self.settings.cpu_limit, memory_limit=self.settings.memory_limit))
         manifest = folder / "pod.yaml"
         with atomic_write(manifest, 0o600, text=True) as out:
@@ -202,11 +198,14 @@ class PodmanLauncher(Launcher):
                            secret=record["secret"], detail=f"pod {pod['Name']} on {address}", **base)
 
     def _remove(self, user: str) -> bool:
+        """Remove the user's pod and its scratch volumes (podman keeps an emptyDir after its pod)."""
         name = pod_name(self.instance, user)
-        if self._podman("pod", "exists", name, check=False).returncode != 0:
-            return False
-        self._podman("pod", "rm", "-f", "-t", "5", name, check=False)
-        return True
+        had = self._podman("pod", "exists", name, check=False).returncode == 0
+        if had:
+            self._podman("pod", "rm", "-f", "-t", "5", name, check=False)
+        volumes = [scratch_volume(name, part.name) for part in SESSION.parts]
+        self._podman("volume", "rm", "-f", *volumes, check=False)
+        return had
 
     def _check_images(self) -> None:
         for image in self.settings.images.model_dump().values():
@@ -234,16 +233,6 @@ class PodmanLauncher(Launcher):
                                     f"hebi-gateway adduser {identity.user} creates it")
             mounted.append(MountedRoot(name, path, str(real), root.writable))
         return tuple(mounted)
-
-    def _nginx_config(self, address: str) -> str:
-        template_path = self.config.launcher.local.nginx_template
-        try:
-            template = Path(template_path).read_text()
-        except OSError:
-            raise LauncherError(f"launcher.local.nginx_template ({template_path or 'not set'}) cannot be read; "
-                                "it is web/nginx/session.conf.template") from None
-        return render_session_config(template, SESSION.nginx_values(address) | {
-            "BODY_TIMEOUT": str(round(self.config.gateway.body_idle_timeout))})
 
     def _address(self, user: str) -> str:
         """The user's own loopback address: kept once given, never another user's, and not in use."""

@@ -16,15 +16,11 @@ from hebi_common.identity import Identity
 GUNICORN_ARGS = ("--worker-class", "gthread", "--threads", "8", "--workers", "1", "--graceful-timeout", "5",
                  "--timeout", "120", "--log-level", "warning")
 
-#: Where things are inside a part's container (the images provide the programs and WEB_ROOT; the
-#: launcher mounts the rest). Roots and the state folder are mounted at their configured paths, so the
-#: configuration means the same inside and out.
+#: Where things are inside a part's container (the images provide the programs: python3 with hebi's
+#: packages on PATH, and hebi-web's entrypoint; the launcher mounts the rest). Roots and the state folder
+#: are mounted at their configured paths, so the configuration means the same inside and out.
 CONFIG_PATH = "/etc/hebi/hebi.yaml"
 SECRET_PATH = "/etc/hebi/secret"
-NGINX_CONF_PATH = "/etc/hebi/nginx.conf"
-#: The built web app in the hebi-web image, and nginx's mime.types there.
-WEB_ROOT = "/usr/share/hebi/web"
-MIME_TYPES = "/etc/nginx/mime.types"
 #: The one writable folder of a container (an emptyDir): temporary files, nginx's pid and buffers.
 TMP = "/tmp"
 
@@ -40,7 +36,7 @@ class Part:
     port: int
     #: Answers 200 to a request with the gateway's signed identity once the part serves.
     health: str
-    #: The WSGI app of a Python service; empty for nginx.
+    #: The WSGI app of a Python service; empty for nginx (the hebi-web image's own entrypoint).
     app: str = ""
     #: Whether the part reads the user's roots, the state folder, the configuration and the secret.
     session_files: bool = True
@@ -69,15 +65,13 @@ class SessionSpec:
         """The part the gateway talks to: nginx serving the web app and routing /api/ and /data/."""
         return self.part("web")
 
-    def nginx_values(self, address: str) -> dict[str, str]:
-        """The nginx template's values for a pod whose servers listen on ``address``."""
-        return {"LISTEN": f"{address}:{self.router.port}", "API": f"{address}:{self.part('api').port}",
-                "DATA": f"{address}:{self.part('dataserver').port}", "WEB_ROOT": WEB_ROOT, "PREFIX": TMP,
-                "MIME_TYPES": MIME_TYPES}
-
-    @staticmethod
-    def nginx_command() -> list[str]:
-        return ["nginx", "-e", "stderr", "-p", TMP, "-c", NGINX_CONF_PATH]
+    def web_environment(self, address: str, body_timeout: float) -> dict[str, str]:
+        """What the hebi-web image's entrypoint renders its nginx config from (images/web/entrypoint.sh,
+        with hebi_common.nginx_conf): nginx on the pod's address, routing to the services there."""
+        return {"HEBI_NGINX_LISTEN": f"{address}:{self.router.port}",
+                "HEBI_NGINX_API": f"{address}:{self.part('api').port}",
+                "HEBI_NGINX_DATA": f"{address}:{self.part('dataserver').port}",
+                "HEBI_NGINX_PREFIX": f"{TMP}/nginx", "HEBI_NGINX_BODY_TIMEOUT": str(round(body_timeout))}
 
 
 SESSION = SessionSpec(parts=(

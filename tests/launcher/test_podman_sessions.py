@@ -1,0 +1,192 @@
+"""Sessions as real containers: two users through the real gateway with ``launcher.backend: podman``,
+each in their own pod as their own uid, seeing only their own roots; sessions found again after a
+gateway restart, a removed pod started again, a missing image named. Needs root, podman and the images
+(build_docker_images.sh, incremental); under HEBI_REQUIRE_REAL=1 a missing one fails."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import local_system
+import pytest
+import requests
+import yaml
+from conftest import PASSWORDS, System, real_component
+from make_sample_data import write_nxtomo, write_sample_process_list
+
+REPO = Path(__file__).resolve().parents[2]
+CONTAINERS_CONF = str(REPO / "images" / "containers.conf")
+KUBE_NETWORK = "podman-default-kube-network"
+
+
+def podman(*args, check=False):
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check,
+                          env=dict(os.environ, CONTAINERS_CONF=CONTAINERS_CONF))
+
+
+def cli(system, *args):
+    return subprocess.run([sys.executable, "-m", "pod_launcher", "--config", str(system.config_path), *args],
+                          capture_output=True, text=True)
+
+
+def accounts(system):
+    state = yaml.safe_load(system.config_path.read_text())["gateway"]["state_dir"]
+    return yaml.safe_load((Path(state) / "users.yaml").read_text())["users"]
+
+
+def record(system, user):
+    pods = yaml.safe_load(system.config_path.read_text())["launcher"]["podman"]["state_dir"]
+    return json.loads((Path(pods) / user / "session.json").read_text())
+
+
+def no_bridge_network():
+    """The network rule: pods use the host network, so kube play must never have made its bridge."""
+    if podman("network", "exists", KUBE_NETWORK).returncode == 0:
+        podman("network", "rm", "-f", KUBE_NETWORK)
+        pytest.fail(f"{KUBE_NETWORK} was created (a pod without hostNetwork?)")
+
+
+@pytest.fixture(scope="module")
+def pods():
+    real_component("podman as root", os.geteuid() == 0 and shutil.which("podman") is not None,
+                   "run as root with podman installed (scripts/install-system.sh podman)")
+    base = Path(tempfile.mkdtemp(prefix="hebi-pods-", dir="/tmp"))
+    config_path = local_system.write_config(base, launcher="podman")
+    for user, password in PASSWORDS.items():
+        local_system.add_user(config_path, user, password)
+    gateway = local_system.Gateway(config_path)
+    system = System(base, config_path, gateway)
+    try:
+        yield system
+    finally:
+        system.gateway.stop()
+        local_system.stop_all_sessions(config_path)
+        no_bridge_network()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_each_user_works_in_their_own_pod_as_their_own_uid(pods):
+    uids = {user: account["uid"] for user, account in accounts(pods).items()}
+    assert uids["alice"] != uids["bob"]
+    for user in ("alice", "bob"):
+        http = pods.login(user)
+        whoami = http.get(f"{pods.url}/api/whoami")
+        assert whoami.status_code == 200, whoami.text
+        assert (whoami.json()["user"], whoami.json()["uid"]) == (user, uids[user])
+        folders = pods.folders(user)
+        write_nxtomo(folders["data"] / "scan.nxs", angles=19, rows=4, columns=32)
+        listed = http.get(f"{pods.url}/api/files", params={"root": "data", "path": ""})
+        assert "scan.nxs" in [e["name"] for e in listed.json()["entries"]], listed.text
+        body = os.urandom(1 << 20)
+        upload = http.put(f"{pods.url}/api/files", params={"root": "output", "path": f"{user}.bin"}, data=body)
+        assert upload.status_code == 201, upload.text
+        stored = folders["output"] / f"{user}.bin"
+        assert stored.read_bytes() == body
+        assert stored.stat().st_uid == uids[user]  # the kernel's view: the user's own file
+        meta = http.get(f"{pods.url}/data/meta", params={"file": "data/scan.nxs",
+                                                        "path": "/entry1/tomo_entry/data/data"})
+        assert meta.status_code == 200, meta.text
+        assert meta.json()["shape"] == [29, 4, 32]
+        page = http.get(f"{pods.url}/", headers={"Accept": "text/html"})
+        assert page.status_code == 200 and '<div id="root">' in page.text
+    listed = json.loads(cli(pods, "--json", "list").stdout)
+    assert {s["user"]: s["state"] for s in listed} == {"alice": "running", "bob": "running"}
+    no_bridge_network()
+
+
+def test_a_preview_job_runs_in_the_pod_and_writes_the_users_files(pods):
+    folders = pods.folders("alice")
+    write_nxtomo(folders["data"] / "first" / "scan.nxs", angles=91, rows=8, columns=96)
+    write_sample_process_list(folders["processing"] / "first_recon.nxs")
+    http = pods.login("alice")
+    submitted = http.post(f"{pods.url}/api/jobs", json={
+        "process_list": "processing/first_recon.nxs", "dataset": "data/first/scan.nxs",
+        "output": "output/first", "mode": "preview", "preview": 3})
+    assert submitted.status_code == 201, submitted.text
+    job = submitted.json()
+    deadline = time.monotonic() + 240
+    while job["state"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(1)
+        job = http.get(f"{pods.url}/api/jobs/{job['id']}", params={"refresh": 1}).json()
+    log = http.get(f"{pods.url}/api/jobs/{job['id']}/log").text
+    assert job["state"] == "finished", f"{job}\n{log}"
+    outputs = http.get(f"{pods.url}/api/jobs/{job['id']}/outputs").json()
+    processed = [o for o in outputs["files"] if o["path"].endswith("_processed.nxs")]
+    assert processed, outputs
+    meta = http.get(f"{pods.url}/data/meta", params={"file": processed[0]["path"], "path": "/entry/final_result_tomo"})
+    assert meta.status_code == 200, meta.text
+    written = [p for p in (folders["output"] / "first").rglob("*") if p.is_file()]
+    assert written and {p.stat().st_uid for p in written} == {accounts(pods)["alice"]["uid"]}
+
+
+def test_inside_alices_pod_bobs_roots_are_not_mounted_and_the_secret_is_not_shown(pods):
+    pods.login("alice").get(f"{pods.url}/api/whoami")
+    pods.login("bob").get(f"{pods.url}/api/whoami")
+    container = f"{record(pods, 'alice')['pod']}-api"
+    mounts = podman("exec", container, "cat", "/proc/self/mountinfo", check=True).stdout
+    bob = pods.folders("bob")
+    assert str(pods.folders("alice")["data"]) in mounts
+    assert not any(str(folder) in mounts for folder in bob.values()), mounts
+    assert podman("exec", container, "ls", str(bob["data"])).returncode != 0
+    assert podman("exec", container, "id", "-u", check=True).stdout.strip() == str(accounts(pods)["alice"]["uid"])
+    # the root filesystem is read-only
+    assert podman("exec", container, "touch", "/opt/x").returncode != 0
+    inspected = podman("pod", "inspect", record(pods, "alice")["pod"], check=True).stdout
+    inspected += podman("inspect", container, check=True).stdout
+    assert record(pods, "alice")["secret"] not in inspected
+
+
+def test_the_admin_reads_a_pods_logs(pods):
+    pods.login("alice").get(f"{pods.url}/api/whoami")
+    logs = cli(pods, "logs", "-u", "alice")
+    assert logs.returncode == 0 and "==> api <==" in logs.stdout and "==> web <==" in logs.stdout
+
+
+def test_a_gateway_restart_finds_every_session_from_its_labels(pods):
+    alice = pods.login("alice")
+    assert alice.get(f"{pods.url}/api/whoami").status_code == 200
+    before = record(pods, "alice")["started_at"]
+    pod_id = podman("pod", "inspect", "--format", "{{.ID}}", record(pods, "alice")["pod"], check=True).stdout
+    pods.gateway.stop()
+    pods.gateway = local_system.Gateway(pods.config_path)
+    pods.url = pods.gateway.url.rstrip("/")
+    again = alice.get(f"{pods.url}/api/whoami")
+    assert again.status_code == 200 and again.json()["user"] == "alice"
+    assert record(pods, "alice")["started_at"] == before
+    assert podman("pod", "inspect", "--format", "{{.ID}}", record(pods, "alice")["pod"]).stdout == pod_id
+
+
+def test_a_pod_removed_behind_the_gateways_back_is_started_on_the_next_request(pods):
+    bob = pods.login("bob")
+    assert bob.get(f"{pods.url}/api/whoami").status_code == 200
+    podman("pod", "rm", "-f", record(pods, "bob")["pod"], check=True)
+    answer = bob.get(f"{pods.url}/api/whoami")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["user"] == "bob"
+
+
+def test_a_missing_image_is_shown_to_the_user_with_its_name(tmp_path):
+    real_component("podman as root", os.geteuid() == 0 and shutil.which("podman") is not None,
+                   "run as root with podman installed (scripts/install-system.sh podman)")
+    base = Path(tempfile.mkdtemp(prefix="hebi-noimg-", dir="/tmp"))
+    config_path = local_system.write_config(base, launcher="podman")
+    config = yaml.safe_load(config_path.read_text())
+    config["launcher"]["podman"]["images"]["api"] = "localhost/hebi-api:no-such-build"
+    config_path.write_text(yaml.safe_dump(config))
+    local_system.add_user(config_path, "alice", PASSWORDS["alice"])
+    gateway = local_system.Gateway(config_path)
+    try:
+        system = System(base, config_path, gateway)
+        answer = system.login("alice").get(f"{system.url}/api/whoami", timeout=30)
+        assert answer.status_code == 503
+        assert "localhost/hebi-api:no-such-build" in answer.json()["error"]
+    except requests.Timeout:
+        pytest.fail("a missing image was not reported")
+    finally:
+        gateway.stop()
+        local_system.stop_all_sessions(config_path)
+        shutil.rmtree(base, ignore_errors=True)
