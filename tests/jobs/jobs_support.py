@@ -106,6 +106,17 @@ def dataset(base: Path, name: str, **behaviour) -> str:
     return f"data/{name}"
 
 
+def wait_ended(client, job_id, timeout: float = 30) -> dict:
+    """The job (through an in-process Flask client) once it has ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}", query_string={"refresh": 1}).get_json()
+        if job["state"] not in ("submitting", "queued", "running"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not end")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

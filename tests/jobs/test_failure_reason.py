@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from jobs_support import dataset
+from jobs_support import dataset, wait_ended
 from test_bad_input import make_client
 
 TRACEBACK = """Traceback (most recent call last):
@@ -16,15 +16,6 @@ TRACEBACK = """Traceback (most recent call last):
 ValueError: centre of rotation 9000.0 is outside the 160 detector columns
 """
 
-
-def ended(client, job_id):
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/jobs/{job_id}", query_string={"refresh": 1}).get_json()
-        if job["state"] not in ("submitting", "queued", "running"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not end")
 
 
 @pytest.mark.parametrize("behaviour, reason", [
@@ -39,7 +30,7 @@ def test_a_failed_jobs_message_is_its_error_line(tmp_path, behaviour, reason):
     client = make_client(tmp_path)
     body = {"process_list": "processing/tomo.nxs", "output": "output/run", "mode": "full",
             "dataset": dataset(tmp_path, "scan.nxs", seconds=0.1, exit=2, **behaviour)}
-    job = ended(client, client.post("/api/jobs", json=body).get_json()["id"])
+    job = wait_ended(client, client.post("/api/jobs", json=body).get_json()["id"])
     assert job["state"] == "failed" and job["end"]["exit_code"] == 2
     assert reason in job["message"], job["message"]
 
@@ -48,7 +39,7 @@ def test_the_default_log_of_a_run_that_never_wrote_its_user_log_is_stderr(tmp_pa
     client = make_client(tmp_path)
     body = {"process_list": "processing/tomo.nxs", "output": "output/run", "mode": "full",
             "dataset": dataset(tmp_path, "scan.nxs", seconds=0.1, exit=2, stderr="hebi-runner: no tomography here")}
-    job = ended(client, client.post("/api/jobs", json=body).get_json()["id"])
+    job = wait_ended(client, client.post("/api/jobs", json=body).get_json()["id"])
     (tmp_path / "roots" / job["run_folder"] / "run_log" / "user.log").unlink()  # as when the run never got that far
     log = client.get(f"/api/jobs/{job['id']}/log").get_json()
     assert log["stream"] == "stderr" and "hebi-runner: no tomography here" in log["text"]

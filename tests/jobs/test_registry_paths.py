@@ -10,20 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from jobs_support import dataset
+from jobs_support import dataset, wait_ended
 from test_bad_input import make_client
 
 SECRET = "bob's secret reconstruction notes"
 
-
-def wait_ended(client, job_id):
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/jobs/{job_id}", query_string={"refresh": 1}).get_json()
-        if job["state"] not in ("submitting", "queued", "running"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not end")
 
 
 @pytest.fixture
