@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hebi_common.confine import check_whole_file
 from hebi_common.errors import UserError
 from hebi_common.sandbox import Roots, SandboxError
 from hebi_common.savu.catalogue import Catalogue
@@ -196,7 +195,10 @@ def _check_hdf5(path: Path, ref: str, roots: Roots) -> None:
     """Refuse a dataset file h5py cannot open (Savu's loaders would fail on it after the queue wait), and
     one whose links lead out of the user's roots: a real Savu lets HDF5 follow every link, so only this
     check stands between its job and another user's files (hebi-runner checks again as it reads)."""
+    # h5py only when a job is submitted: an idle session's API does not carry it (bench/session).
     import h5py
+
+    from hebi_common.confine import check_whole_file
     try:
         with h5py.File(path, "r"):
             pass

@@ -15,7 +15,8 @@ import math
 import operator
 from typing import Any
 
-import numpy as np
+# numpy is imported inside the functions that use it: a session's API that never evaluates an
+# expression does not carry numpy's memory (bench/session).
 
 MAX_LENGTH = 200
 MAX_NODES = 64
@@ -95,6 +96,7 @@ def _check_node(node: ast.AST, names, numpy: bool, text: str) -> None:
 def evaluate(text: Any, names: dict[str, Any] | None = None, *, numpy: bool = False,
              max_elements: int = MAX_ELEMENTS) -> Any:
     """Value of ``text`` with ``names`` bound; ``numpy=True`` also allows ``np.<function>`` calls."""
+    import numpy as np
     names = dict(names or {})
     tree = parse(text, frozenset(names), numpy=numpy)
     try:
@@ -108,6 +110,7 @@ def evaluate(text: Any, names: dict[str, Any] | None = None, *, numpy: bool = Fa
 
 
 def _bounded(value: Any, text: str, limit: int) -> Any:
+    import numpy as np
     if isinstance(value, np.ndarray):
         if value.size > limit:
             raise ExpressionError(f"'{text}' makes an array of {value.size} values (at most {limit})")
@@ -119,10 +122,12 @@ def _bounded(value: Any, text: str, limit: int) -> Any:
 
 
 def _size(value: Any) -> int:
+    import numpy as np
     return int(np.size(value)) if isinstance(value, (np.ndarray, list)) else 1
 
 
 def _eval(node: ast.AST, names: dict[str, Any], text: str, limit: int) -> Any:
+    import numpy as np
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, (ast.List, ast.Tuple)):

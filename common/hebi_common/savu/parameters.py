@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from . import expressions as _expressions
 from . import preview as _preview
+
+# numpy is imported inside the functions that use it: a session's API that never evaluates an
+# expression does not carry numpy's memory (bench/session).
 
 BASIC_TYPES = ("int", "float", "str", "bool", "list", "dict", "None", "filepath", "dir", "h5path",
                "yamlfilepath", "nptype", "preview", "filename")
@@ -180,6 +181,7 @@ def expand_tuning(name: str, text: str) -> list[Any]:
     """``a;b;c`` -> [a, b, c] (each read as a value, empty pieces dropped); ``start:stop[:step];`` ->
     ``numpy.arange(start, stop, step)`` (stop excluded; everything after the first ``;`` ignored).
     ValueError with a message naming the parameter when the text is malformed."""
+    import numpy as np
     pieces = [piece.strip() for piece in text.split(";") if piece.strip()]
     if not pieces:
         raise ValueError(f"The tuning value {text!r} for '{name}' holds no values: write e.g. 1;2;3 or "
@@ -281,6 +283,7 @@ def _check_basic(name: str, value: Any) -> bool:
     if name == "nptype":
         if not isinstance(value, str):
             return False
+        import numpy as np
         try:
             np.dtype(value)
             return True

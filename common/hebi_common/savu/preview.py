@@ -14,14 +14,18 @@ accepts, ``indices`` evaluates with exactly that meaning once the shape is known
 from __future__ import annotations
 
 import math
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .expressions import ExpressionError, evaluate, parse
 
 WORDS = frozenset({"start", "mid", "end"})
 FIELDS = ("start", "stop", "step", "chunk")
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported inside the functions that use it: a session's API that never evaluates an
+# expression does not carry numpy's memory (bench/session).
 
 
 class PreviewError(ValueError):
@@ -86,6 +90,7 @@ def _as_list(preview: Any) -> list[Any]:
 
 def indices(preview: Any, shape: tuple[int, ...], labels: list[str] | None = None) -> list[np.ndarray]:
     """Selected indices per dimension; ``[]``/``None``/``{}`` select everything."""
+    import numpy as np
     labels = labels or [f"dimension {d}" for d in range(len(shape))]
     if preview in (None, [], {}, ""):
         return [np.arange(n) for n in shape]
@@ -111,6 +116,7 @@ def field_value(text: str, n: int) -> int:
 
 
 def entry_indices(entry: Any, n: int, label: str = "dimension") -> np.ndarray:
+    import numpy as np
     if entry is None:
         return np.arange(n)
     if isinstance(entry, (list, tuple)):  # an explicit list of indices
