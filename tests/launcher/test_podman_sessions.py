@@ -144,6 +144,8 @@ def test_the_admin_reads_a_pods_logs(pods):
     pods.login("alice").get(f"{pods.url}/api/whoami")
     logs = cli(pods, "logs", "-u", "alice")
     assert logs.returncode == 0 and "==> api <==" in logs.stdout and "==> web <==" in logs.stdout
+    status = cli(pods, "status", "-u", "alice")
+    assert status.returncode == 0 and "alice: running" in status.stdout
 
 
 def test_a_gateway_restart_finds_every_session_from_its_labels(pods):

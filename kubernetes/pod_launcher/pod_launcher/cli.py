@@ -1,7 +1,7 @@
 """``pod_launcher``: the admin's command for users' sessions.
 
     pod_launcher list
-    pod_launcher start -u alice
+    pod_launcher start -u alice [--uid 20001 --gid 20001 --home /home/alice]
     pod_launcher status -u alice
     pod_launcher stop -u alice        (or --all)
     pod_launcher logs -u alice [-n 100]
@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("-u", "--user", required=True)
         if name == "logs":
             sub.add_argument("-n", "--lines", type=int, default=100)
+        if name == "start":
+            # The account's Unix identity, which container backends run the session as (the gateway
+            # passes the account's own; here the admin names it).
+            sub.add_argument("--uid", type=int)
+            sub.add_argument("--gid", type=int)
+            sub.add_argument("--home", default="")
     args = parser.parse_args(argv)
 
     try:
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 for s in sessions:
                     print(f"{s.user:<16} {s.state:<9} {_age(s.started_at):>8}  {s.detail}")
         elif args.command == "start":
-            info = launcher.start(Identity(user=args.user))
+            info = launcher.start(Identity(user=args.user, uid=args.uid, gid=args.gid, home=args.home))
             print(json.dumps(info.public_json()) if args.json else f"{info.user}: {info.state} ({info.url})")
         elif args.command == "status":
             info = launcher.status(args.user)
