@@ -140,6 +140,31 @@ def test_inside_alices_pod_bobs_roots_are_not_mounted_and_the_secret_is_not_show
     assert record(pods, "alice")["secret"] not in inspected
 
 
+def test_a_link_to_bobs_file_leads_nowhere_in_alices_pod(pods):
+    """What hebi's sandbox refuses, the kernel now refuses too: in alice's pod, bob's folders do not
+    exist, and the pod's uid could not read them if they did."""
+    pods.login("bob").get(f"{pods.url}/api/whoami")
+    alice = pods.login("alice")
+    assert alice.get(f"{pods.url}/api/whoami").status_code == 200
+    bob_data = pods.folders("bob")["data"]
+    assert bob_data.stat().st_uid == accounts(pods)["bob"]["uid"] and bob_data.stat().st_mode & 0o077 == 0
+    secret = bob_data / "bob-private.txt"
+    secret.write_text("bob's")
+    link = pods.folders("alice")["data"] / "to-bob.txt"
+    link.unlink(missing_ok=True)
+    link.symlink_to(secret)
+    container = f"{record(pods, 'alice')['pod']}-api"
+    read = podman("exec", container, "cat", str(link))
+    assert read.returncode != 0 and "bob's" not in read.stdout
+    assert "No such file" in read.stderr
+    python = podman("exec", container, "python3", "-c", f"open({str(secret)!r}).read()")
+    assert python.returncode != 0 and "No such file" in python.stderr
+    listed = alice.get(f"{pods.url}/api/files", params={"root": "data", "path": ""}).json()
+    assert "to-bob.txt" not in [e["name"] for e in listed["entries"]]
+    opened = alice.get(f"{pods.url}/data/meta", params={"file": "data/to-bob.txt", "path": "/"})
+    assert opened.status_code in (400, 403, 404) and "bob's" not in opened.text
+
+
 def test_the_admin_reads_a_pods_logs(pods):
     pods.login("alice").get(f"{pods.url}/api/whoami")
     logs = cli(pods, "logs", "-u", "alice")
