@@ -60,6 +60,10 @@ class PodmanLauncher(Launcher):
         current = self.status(user)
         if current.state == "running":
             return current
+        if os.geteuid() != 0:
+            # Handing the secret and the state folder to the user's uid, and running pods as it, needs root.
+            raise LauncherError("the podman launcher runs sessions as their users' uids, which needs root: "
+                                "run the gateway as root, or use launcher.backend: local")
         self._remove(user)
         self._check_images()
         folder = self._folder(user)
