@@ -105,7 +105,8 @@ content_hash() {
   local name=$1
   {
     echo "base $(image_id "$(base_of "$name")")"
-    cat "images/$name/Containerfile"
+    # This script too: how an image is built (its labels, options, contexts) is part of what it is.
+    cat "$0" "images/$name/Containerfile"
     if [ "$name" = web ]; then
       [ -d web/dist ] || { echo "build_docker_images: web/dist is missing: build the web app first (cd web && npm run build)" >&2; exit 1; }
       web_files | xargs sha256sum

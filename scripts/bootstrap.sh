@@ -2,7 +2,8 @@
 # Installs what is missing for `make demo` / `make test`, and nothing that is already there:
 #   - Debian packages of the real components (as root; otherwise says what to install),
 #   - every hebi component, editable, into one project-local virtual environment (.venv),
-#   - the web app's npm packages and its build (web/dist).
+#   - the web app's npm packages and its build (web/dist),
+#   - for the tests, as root with podman: the container images (build_docker_images.sh, incremental).
 # Usage: scripts/bootstrap.sh demo|test
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ say() { printf 'bootstrap: %s\n' "$*"; }
 require_real=${HEBI_REQUIRE_REAL:-0}
 case "$purpose" in
   demo) parts=(nginx) ;;
-  test) parts=(nginx chromium) ;;
+  test) parts=(nginx chromium podman) ;;
   *) echo "usage: $0 demo|test" >&2; exit 2 ;;
 esac
 if ! scripts/install-system.sh "${parts[@]}"; then
@@ -71,4 +72,17 @@ fi
 if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/index.html web/package.json web/vite.config.ts -newer web/dist/index.html 2>/dev/null)" ]; then
   say "building the web app"
   (cd web && npm run --silent build)
+fi
+
+# Images for the image and podman-launcher tests: incremental (an unchanged tree builds nothing, in about
+# a second), offline builds (docs/images.md). They need root and podman (scripts/install-system.sh podman).
+if [ "$purpose" = test ]; then
+  if [ "$(id -u)" = 0 ] && command -v podman >/dev/null && command -v mmdebstrap >/dev/null; then
+    if ! ./build_docker_images.sh; then
+      [ "$require_real" = 0 ] || { say "HEBI_REQUIRE_REAL=1 and build_docker_images.sh failed: failing"; exit 1; }
+      say "build_docker_images.sh failed: the image and podman tests will fail"
+    fi
+  else
+    say "not root or no podman: the images are not built; their tests are skipped"
+  fi
 fi
