@@ -21,13 +21,20 @@ declare -A probe=(
   [nginx]="nginx"
   [chromium]="chromium"
   [wrk]="wrk"
-  [podman]="mmdebstrap"
+  [podman]="podman runc mmdebstrap newuidmap fuse-overlayfs"
 )
+# A part is there when every command its probe names is (on PATH or in /usr/sbin).
+present() {
+  local command
+  for command in $1; do
+    command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ] || return 1
+  done
+}
 
 missing=()
 for part in "${want[@]}"; do
   [ -n "${packages[$part]:-}" ] || { echo "install-system: unknown part '$part'" >&2; exit 2; }
-  command -v "${probe[$part]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${probe[$part]}" ] || missing+=("$part")
+  present "${probe[$part]}" || missing+=("$part")
 done
 [ ${#missing[@]} -gt 0 ] || exit 0
 

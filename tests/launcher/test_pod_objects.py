@@ -159,3 +159,11 @@ def test_the_command_line_validator_agrees(tmp_path):
     done = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k", KUBERNETES, str(path)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_session_is_ready_only_when_every_part_answers():
+    """A launcher waits for each part's health path through the router, so a fresh session's first
+    /data/ request never lands on a dataserver still starting (it did when only /api/health was asked)."""
+    from pod_launcher.spec import SESSION
+    assert set(SESSION.readiness_paths) == {part.health for part in SESSION.parts}
+    assert {"/api/health", "/data/"} <= set(SESSION.readiness_paths)

@@ -246,14 +246,18 @@ class LocalLauncher(Launcher):
                 self.stop(user)
                 raise LauncherError(f"the session of {user} failed to start: {', '.join(exited)} exited\n{tail}")
             try:
-                connection = _UnixHTTPConnection(str(sock), timeout=2)
-                connection.request("GET", "/api/health", headers={"X-Hebi-Identity": sign_identity(identity, secret)})
-                answer = connection.getresponse()
-                answer.read()
-                connection.close()
-                if answer.status == 200:
+                last = ""
+                for path in SESSION.readiness_paths:
+                    connection = _UnixHTTPConnection(str(sock), timeout=2)
+                    connection.request("GET", path, headers={"X-Hebi-Identity": sign_identity(identity, secret)})
+                    answer = connection.getresponse()
+                    answer.read()
+                    connection.close()
+                    if answer.status != 200:
+                        last = f"{path}: HTTP {answer.status}"
+                        break
+                if not last:
                     return
-                last = f"HTTP {answer.status}"
             except OSError as err:
                 last = str(err)
             time.sleep(0.1)

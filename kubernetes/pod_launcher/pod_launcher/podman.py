@@ -270,9 +270,12 @@ class PodmanLauncher(Launcher):
                 self._remove(user)
                 raise LauncherError(f"the session of {user} failed to start: {info.detail}\n{tail}")
             try:
-                last = _probe(address, SESSION.router.port, SESSION.router.health, sign_identity(identity, secret))
-                if last == "HTTP 200":
+                header = sign_identity(identity, secret)
+                answers = [(path, _probe(address, SESSION.router.port, path, header)) for path in SESSION.readiness_paths]
+                failing = [f"{path}: {answer}" for path, answer in answers if answer != "HTTP 200"]
+                if not failing:
                     return
+                last = failing[0]
             except OSError as err:
                 last = str(err)
             time.sleep(0.1)

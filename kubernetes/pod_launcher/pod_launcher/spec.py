@@ -61,6 +61,12 @@ class SessionSpec:
         return tuple(p for p in self.parts if p.app)
 
     @property
+    def readiness_paths(self) -> tuple[str, ...]:
+        """What must answer 200 through the router before the session is ready: every part's health
+        path, so the first /data/ request of a fresh session never waits for a dataserver still starting."""
+        return tuple(dict.fromkeys(part.health for part in self.parts))
+
+    @property
     def router(self) -> Part:
         """The part the gateway talks to: nginx serving the web app and routing /api/ and /data/."""
         return self.part("web")
