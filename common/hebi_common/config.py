@@ -8,13 +8,14 @@ message naming the key.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "HEBI_"
 ROOT_NAMES = ("data", "processing", "output")
@@ -30,6 +31,8 @@ class _Section(BaseModel):
 
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
+    #: ``json``: one JSON object per line (time, level, logger, message, exception), for a log collector.
+    format: Literal["text", "json"] = "text"
 
 
 class RootConfig(_Section):
@@ -103,12 +106,196 @@ class PodmanLauncherConfig(_Section):
     memory_limit: str = "2Gi"
 
 
+class KubeVolumeConfig(_Section):
+    """A volume of a session pod from configuration: exactly one of ``host_path``, ``nfs_server`` with
+    ``nfs_path``, or ``claim`` (a PersistentVolumeClaim's name). ``{user}``, ``{uid}`` and ``{gid}`` expand
+    in every value, so one entry serves every user."""
+
+    host_path: str = ""
+    nfs_server: str = ""
+    nfs_path: str = ""
+    claim: str = ""
+    #: A folder inside the volume (mounted instead of its top).
+    sub_path: str = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> KubeVolumeConfig:
+        given = [bool(self.host_path), bool(self.nfs_server or self.nfs_path), bool(self.claim)]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of host_path, nfs_server + nfs_path, or claim")
+        if (self.nfs_server or self.nfs_path) and not (self.nfs_server and self.nfs_path):
+            raise ValueError("an NFS volume needs both nfs_server and nfs_path")
+        return self
+
+
+class KubePvcConfig(_Section):
+    """A PersistentVolumeClaim per user (kept across sessions), holding the session's state folder."""
+
+    size: str = "1Gi"
+    storage_class: str = ""
+    access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]] = Field(
+        default_factory=lambda: ["ReadWriteOnce"])
+
+
+class KubeProfileConfig(_Section):
+    """A kind of session the admin offers (KubeSpawner's profile_list): resources of the part that
+    computes (the API, which runs previews), where it may run, and other images."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+    display_name: str = ""
+    description: str = ""
+    requests: dict[str, str] = Field(default_factory=dict)
+    limits: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    #: Images replacing ``launcher.kubernetes.images`` entries (web, api, dataserver).
+    images: dict[Literal["web", "api", "dataserver"], str] = Field(default_factory=dict)
+    #: The one offered first to a user who never chose; else the first of the list.
+    default: bool = False
+
+
+class KubernetesLauncherConfig(_Section):
+    """The ``kubernetes`` launcher: each user's session as a Pod (with its Secret, Service and
+    NetworkPolicy) through the Kubernetes API (docs/admin.md, Kubernetes launcher)."""
+
+    #: A kubeconfig file; empty: the in-cluster configuration of the gateway's ServiceAccount.
+    kubeconfig: str = ""
+    context: str = ""
+    #: The namespace of the sessions; empty: the kubeconfig's, or the gateway's own in a cluster.
+    namespace: str = ""
+    #: Which hebi installation a pod belongs to (a label): two in one namespace never see each other's.
+    instance: str = Field(default="main", pattern=r"^[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?$")
+    images: PodImagesConfig = Field(default_factory=PodImagesConfig)
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    cpu_limit: str = "2"
+    memory_limit: str = "2Gi"
+    #: How the gateway reaches a session: the pod's IP, or its Service's DNS name.
+    connect: Literal["pod_ip", "service"] = "pod_ip"
+    #: The labels of the gateway's pods: the only pods a session's NetworkPolicy lets in.
+    gateway_labels: dict[str, str] = Field(default_factory=lambda: {"app.kubernetes.io/name": "hebi-gateway"})
+    #: Volumes of the roots by root name; a root not named here is a hostPath of its session.roots path.
+    roots: dict[str, KubeVolumeConfig] = Field(default_factory=dict)
+    #: Where the session's state folder lives: this volume, else the per-user PVC, else an emptyDir.
+    state: KubeVolumeConfig | None = None
+    pvc: KubePvcConfig | None = None
+    #: Further volumes of every session pod, read-only, by the path they appear at: what the job
+    #: backends need from the node, e.g. a GridEngine install, Slurm's configuration and munge's socket
+    #: (kubernetes/deploy/overlays).
+    mounts: dict[str, KubeVolumeConfig] = Field(default_factory=dict)
+    profiles: list[KubeProfileConfig] = Field(default_factory=list)
+    #: The launcher's own files (each user's last profile choice).
+    state_dir: str = "/var/lib/hebi/kube"
+    #: Seconds a watch is asked to last (the server then ends it and the launcher watches on).
+    watch_timeout: float = Field(default=60, gt=0)
+    #: Seconds without any event or bookmark after which the watch counts as stalled and is relisted.
+    stall_timeout: float = Field(default=90, gt=0)
+    #: Longest wait between reconnections after failures (doubling from 0.5 s).
+    backoff_max: float = Field(default=30, gt=0)
+    #: Events kept per session pod (older ones dropped), so a flood of events cannot exhaust memory.
+    events_per_pod: int = Field(default=50, gt=0)
+
+    @field_validator("mounts")
+    @classmethod
+    def _absolute_mounts(cls, mounts: dict[str, KubeVolumeConfig]) -> dict[str, KubeVolumeConfig]:
+        for path in mounts:
+            if not path.startswith("/") or ".." in path.split("/"):
+                raise ValueError(f"{path!r}: a mount's path must be absolute, without '..'")
+        return mounts
+
+    @field_validator("profiles")
+    @classmethod
+    def _distinct_profiles(cls, profiles: list[KubeProfileConfig]) -> list[KubeProfileConfig]:
+        names = [p.name for p in profiles]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two profiles are named {next(n for n in names if names.count(n) > 1)!r}")
+        if sum(p.default for p in profiles) > 1:
+            raise ValueError("at most one profile can be the default")
+        return profiles
+
+
 class LauncherConfig(_Section):
-    backend: Literal["local", "podman"] = "local"
+    backend: Literal["local", "podman", "kubernetes"] = "local"
     #: Seconds a session may take to answer after it was started, on any backend.
     start_timeout: float = Field(default=30.0, gt=0)
     local: LocalLauncherConfig = Field(default_factory=LocalLauncherConfig)
     podman: PodmanLauncherConfig = Field(default_factory=PodmanLauncherConfig)
+    kubernetes: KubernetesLauncherConfig = Field(default_factory=KubernetesLauncherConfig)
+
+
+class OidcAuthConfig(_Section):
+    """Log in through an OpenID Connect provider (authorization code flow with PKCE)."""
+
+    #: The provider's issuer URL; its discovery document is ``<issuer>/.well-known/openid-configuration``.
+    issuer: str = ""
+    client_id: str = ""
+    #: A file holding the client's secret (never the secret itself here: every session is handed this
+    #: configuration, so its user could read it). Empty: a public client (PKCE only).
+    client_secret_file: str = ""
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email", "groups"])
+    #: The callback URL registered with the provider; empty = this gateway's origin + /gateway/oidc/callback.
+    redirect_url: str = ""
+    #: The claim that names the user (checked as a POSIX user name; never rewritten).
+    username_claim: str = "preferred_username"
+    groups_claim: str = "groups"
+    #: Ask the userinfo endpoint for claims the id_token lacks.
+    userinfo: bool = True
+    #: Seconds of clock difference allowed when checking the token's times.
+    leeway: int = Field(default=30, ge=0, le=300)
+    #: Seconds to wait for the provider (discovery, keys, token, userinfo).
+    http_timeout: float = Field(default=10.0, gt=0)
+
+
+class TrustedHeaderAuthConfig(_Section):
+    """Take the user from a header set by an authenticating proxy in front (e.g. Apache mod_auth_openidc)."""
+
+    header: str = "X-Remote-User"
+    #: A header with the user's groups, separated by ``groups_separator`` (empty: no groups).
+    groups_header: str = ""
+    groups_separator: str = ","
+    #: Addresses or networks (CIDR) of the proxy; requests from them are believed.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    #: Or: a header that carries a secret only the proxy knows (the secret in a file). Both empty for
+    #: one of them = that way is off; with neither configured no request is believed.
+    secret_header: str = "X-Hebi-Proxy-Secret"
+    secret_file: str = ""
+    #: Where "log out" sends the browser (the proxy's own logout URL); empty = a page saying to close it.
+    logout_url: str = ""
+
+
+class AuthConfig(_Section):
+    """How users log in (docs/admin.md, "Login methods")."""
+
+    method: Literal["local", "oidc", "trusted_header"] = "local"
+    #: Users allowed in by their groups (from the provider or proxy; any one suffices); empty = everyone
+    #: the method authenticates. Local accounts are always allowed.
+    allowed_groups: list[str] = Field(default_factory=list)
+    #: Admins: these users, and members of these groups.
+    admin_users: list[str] = Field(default_factory=list)
+    admin_groups: list[str] = Field(default_factory=list)
+    #: Where a session's uid, gid and home come from for oidc and trusted_header: ``claims`` (uid_claim
+    #: etc., as claims or as the proxy's headers of those names), ``passwd`` (the system's user database:
+    #: pwd, so LDAP/sssd too) or ``none`` (the launcher's own user; not for container launchers).
+    unix_ids: Literal["claims", "passwd", "none"] = "none"
+    uid_claim: str = "posix_uid"
+    gid_claim: str = "posix_gid"
+    home_claim: str = ""
+    oidc: OidcAuthConfig = Field(default_factory=OidcAuthConfig)
+    trusted_header: TrustedHeaderAuthConfig = Field(default_factory=TrustedHeaderAuthConfig)
+
+
+class FrontConfig(_Section):
+    """nginx in front of the gateway (docs/admin.md, "The nginx front"): it checks each request's login
+    with the gateway once per ``cache_seconds`` and streams the request to the session itself."""
+
+    enabled: bool = False
+    #: The nginx binary.
+    nginx: str = "nginx"
+    #: How long nginx keeps the gateway's answer for one login (and client address and origin): the
+    #: longest a logout, a password change or a stopped session takes to reach the front.
+    cache_seconds: int = Field(default=1, ge=1, le=60)
+    #: nginx worker processes; 0 = one per core.
+    workers: int = Field(default=0, ge=0)
 
 
 class GatewayConfig(_Section):
@@ -139,6 +326,36 @@ class GatewayConfig(_Section):
     #: uids (and gids) ``hebi-gateway adduser`` assigns to new accounts without --uid: the lowest one no
     #: account has. Sessions in containers run as their account's uid.
     uid_range: tuple[int, int] = (20000, 29999)
+    #: /gateway/metrics (Prometheus) answers only a scraper that sends ``Authorization: Bearer <token>``
+    #: with the token this file holds, or whose own address (never a forwarded one) is in
+    #: metrics_addresses (addresses or networks, e.g. ``10.0.0.0/8``). A file, not the token itself: the
+    #: configuration is handed to every session, the token must not be.
+    metrics_token_file: str = ""
+    metrics_addresses: list[str] = Field(default_factory=list)
+    #: Culling (docs/admin.md): stop a session with no proxied request for idle_timeout seconds, or
+    #: older than max_age seconds; 0 turns either off. Checked every cull_interval seconds. Jobs go on.
+    idle_timeout: int = Field(default=0, ge=0)
+    max_age: int = Field(default=0, ge=0)
+    cull_interval: float = Field(default=60.0, gt=0)
+    #: Limits (docs/admin.md): session starts under way at once (beyond it: 429 with Retry-After of
+    #: start_retry_after seconds), and sessions in all (a new user's start beyond it is refused); 0 = none.
+    concurrent_start_limit: int = Field(default=0, ge=0)
+    max_sessions: int = Field(default=0, ge=0)
+    start_retry_after: int = Field(default=5, ge=1)
+    #: How users log in: local accounts, OIDC, or a trusted proxy's header.
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    #: nginx serving the proxied requests, the gateway behind it (off: the gateway proxies them itself).
+    front: FrontConfig = Field(default_factory=FrontConfig)
+
+    @field_validator("metrics_addresses")
+    @classmethod
+    def _networks(cls, addresses: list[str]) -> list[str]:
+        for address in addresses:
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError:
+                raise ValueError(f"{address!r} is not an address or network") from None
+        return addresses
 
 
 class DataserverConfig(_Section):
@@ -166,8 +383,11 @@ class JobModeConfig(_Section):
     """Where the jobs of one mode (preview or full) go, and what a user may ask of it."""
 
     #: ``local``: worker processes on this machine; ``drmaa``: a DRMAA 1.0 scheduler (GridEngine);
-    #: ``slurm``: Slurm through its commands.
-    backend: Literal["local", "drmaa", "slurm"] = "local"
+    #: ``gridengine``: GridEngine through its commands (qsub, qstat, qacct); ``slurm``: Slurm through its
+    #: commands; ``slurmrest``: Slurm through slurmrestd; ``kubernetes``: a batch/v1 Job per job.
+    #: ``gridengine`` and ``slurm`` run their commands on a submit host over SSH when ``jobs.ssh.host``
+    #: is set (docs/jobs.md has the table of backends).
+    backend: Literal["local", "drmaa", "gridengine", "slurm", "slurmrest", "kubernetes"] = "local"
     #: GridEngine queue or Slurm partition (unused by ``local``).
     queue: str = ""
     #: Time limit (seconds) when the user names none, and the most they may ask for.
@@ -188,15 +408,21 @@ class LocalJobsConfig(_Section):
     kill_grace: float = Field(default=5.0, ge=0)
 
 
-class DrmaaJobsConfig(_Section):
-    #: libdrmaa to load (sets DRMAA_LIBRARY_PATH); empty = the environment's.
-    library_path: str = ""
-    #: GridEngine's SGE_ROOT/SGE_CELL for qstat and the accounting file; empty = the environment's.
+class _GridEngineCell(_Section):
+    """What both ways to GridEngine (``drmaa`` and ``gridengine``) need to know of the cell."""
+
+    #: SGE_ROOT/SGE_CELL given to the library and to every command (a command run over SSH gets no
+    #: login profile, so the submit host's must be named here); empty = the environment's.
     sge_root: str = ""
     sge_cell: str = ""
     #: Parallel environment for jobs with more than one core, and the resource that limits memory.
     parallel_environment: str = "smp"
     memory_resource: str = "h_vmem"
+
+
+class DrmaaJobsConfig(_GridEngineCell):
+    #: libdrmaa to load (sets DRMAA_LIBRARY_PATH); empty = the environment's.
+    library_path: str = ""
     #: Extra native specification appended to every job (e.g. a project: ``-P tomography``).
     native_specification: str = ""
 
@@ -206,6 +432,110 @@ class SlurmJobsConfig(_Section):
     bin_dir: str = ""
     #: Extra sbatch arguments for every job (e.g. ``["--account=tomo"]``).
     sbatch_args: list[str] = Field(default_factory=list)
+
+
+class GridEngineJobsConfig(_GridEngineCell):
+    """GridEngine through its client commands (``backend: gridengine``), on this host or over SSH."""
+
+    #: Folder of qsub/qstat/qacct/qdel (on the submit host when ``jobs.ssh`` is set); empty = PATH.
+    bin_dir: str = ""
+    #: Extra qsub arguments for every job (e.g. ``["-P", "tomography"]``).
+    qsub_args: list[str] = Field(default_factory=list)
+
+
+class SshJobsConfig(_Section):
+    """A submit host the command-line backends (gridengine, slurm) reach over SSH; empty host: run here."""
+
+    #: The submit host; empty = the scheduler's commands run on this host.
+    host: str = ""
+    port: int = Field(default=22, ge=1, le=65535)
+    #: Who logs in (and so whose jobs they are); empty = the session's user.
+    user: str = ""
+    #: The user's private key (per-user keys, e.g. a secret mounted in the session); empty = the
+    #: client's defaults (``~/.ssh/id_*``), or host-based authentication.
+    identity_file: str = ""
+    #: Host-based authentication (the submit host trusts this host's key for its users; needs
+    #: ssh-keysign on this host).
+    host_based: bool = False
+    #: known_hosts file holding the submit host's key; empty = ``~/.ssh/known_hosts``.
+    known_hosts_file: str = ""
+    #: ``yes`` (production: the host's key must be in known_hosts), ``accept-new`` or ``no``.
+    strict_host_key_checking: Literal["yes", "accept-new", "no"] = "yes"
+    #: Seconds to wait for the connection, and for each command to finish.
+    connect_timeout: int = Field(default=10, ge=1)
+    command_timeout: float = Field(default=60.0, gt=0)
+    #: Seconds the shared connection (ControlMaster) stays open after the last command.
+    control_persist: int = Field(default=600, ge=1)
+
+
+class SlurmRestJobsConfig(_Section):
+    """Slurm through slurmrestd (``backend: slurmrest``)."""
+
+    #: slurmrestd's address as the session reaches it, e.g. ``http://slurmrestd.facility:6820``.
+    url: str = ""
+    #: The OpenAPI plugin version in the paths (``/slurm/<version>/...``, ``/slurmdb/<version>/...``).
+    api_version: str = "v0.0.38"
+    #: File holding the JWT (``scontrol token`` output, with or without ``SLURM_JWT=``); read again
+    #: whenever it changes, so a renewed token is used at once. ``~`` is the session user's home.
+    #: Empty: the ``SLURM_JWT`` environment variable of the API.
+    token_file: str = ""
+    #: ``X-SLURM-USER-NAME``: whom the jobs run as. Empty: the session's Unix user (with a per-user
+    #: token, its owner; with a service token of SlurmUser or root, slurmrestd maps it to this user).
+    user_name: str = ""
+    #: Seconds to connect to slurmrestd, and to wait for its answer.
+    connect_timeout: float = Field(default=5.0, gt=0)
+    timeout: float = Field(default=60.0, gt=0)
+    #: Extra job properties of every submission, as the API names them (e.g. ``{account: tomo}``).
+    job_properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class KubernetesJobsConfig(_Section):
+    """A batch/v1 Job per hebi job (``backend: kubernetes``), for a facility without a batch scheduler
+    (docs/jobs.md, Kubernetes Jobs). The mode's ``queue`` names the queue its jobs are shown in."""
+
+    #: A kubeconfig file; empty: the in-cluster configuration of the session pod's ServiceAccount.
+    kubeconfig: str = ""
+    context: str = ""
+    #: Where the Jobs are made; empty: the kubeconfig context's, or the session pod's own namespace.
+    namespace: str = ""
+    #: The runner image (hebi-api's has python3, hebi-runner and Savu's libraries) and its pull policy.
+    image: str = "hebi-api:latest"
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    #: ServiceAccount of the job pods (their token is never mounted); empty: the namespace's default.
+    service_account: str = ""
+    #: The image's Python, which runs the small wrapper that sends the job's output to its files.
+    python: str = "python3"
+    #: Jobs of one user running at once; more are made suspended and resumed as others end. 0: no limit
+    #: (e.g. when Kueue admits the Jobs instead).
+    max_parallel: int = Field(default=4, ge=0)
+    #: The uid and gid the jobs run as; empty: the session's own (the API runs as the user's uid in its
+    #: pod). The jobs never run as root.
+    run_as_user: int | None = Field(default=None, ge=1)
+    run_as_group: int | None = Field(default=None, ge=0)
+    #: Volumes of the roots by root name (as ``launcher.kubernetes.roots``: host_path, claim or NFS, with
+    #: ``{user}``, ``{uid}``, ``{gid}``); a root not named here is a hostPath of its path. Each root is
+    #: mounted at its own path, so the job's paths mean the same as in the session.
+    roots: dict[str, KubeVolumeConfig] = Field(default_factory=dict)
+    #: Further read-only volumes of every job pod, by the path they appear at (as ``launcher.kubernetes.mounts``).
+    mounts: dict[str, KubeVolumeConfig] = Field(default_factory=dict)
+    #: Per queue name, the nodeSelector of its jobs (e.g. GPU nodes); a queue not named runs on any node.
+    node_selectors: dict[str, dict[str, str]] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    #: Seconds between SIGTERM and SIGKILL when a job is cancelled or reaches its time limit.
+    kill_grace: int = Field(default=30, ge=0)
+    #: Seconds a finished Job is kept (ttlSecondsAfterFinished) for its end to be read after a restart.
+    keep_finished: int = Field(default=7 * 24 * 3600, ge=0)
+    #: Seconds each API call may take before the cluster counts as unavailable.
+    request_timeout: float = Field(default=15, gt=0)
+
+    @field_validator("mounts")
+    @classmethod
+    def _absolute_mounts(cls, mounts: dict[str, KubeVolumeConfig]) -> dict[str, KubeVolumeConfig]:
+        for path in mounts:
+            if not path.startswith("/") or ".." in path.split("/"):
+                raise ValueError(f"{path!r}: a mount's path must be absolute, without '..'")
+        return mounts
 
 
 class JobsConfig(_Section):
@@ -220,6 +550,8 @@ class JobsConfig(_Section):
     command: list[str] = Field(default_factory=list)
     #: Environment of every job (PATH and LANG are passed on from the session).
     env: dict[str, str] = Field(default_factory=dict)
+    #: Most jobs one POST /api/jobs/batch may submit (each is checked before any is submitted).
+    max_batch: int = Field(default=1000, ge=1, le=100_000)
     #: Slices a preview keeps around the middle when the user chooses none.
     preview_slices: int = Field(default=5, ge=1, le=1000)
     #: Seconds a job list may be old before the next request asks the scheduler again.
@@ -229,6 +561,10 @@ class JobsConfig(_Section):
     local: LocalJobsConfig = Field(default_factory=LocalJobsConfig)
     drmaa: DrmaaJobsConfig = Field(default_factory=DrmaaJobsConfig)
     slurm: SlurmJobsConfig = Field(default_factory=SlurmJobsConfig)
+    gridengine: GridEngineJobsConfig = Field(default_factory=GridEngineJobsConfig)
+    ssh: SshJobsConfig = Field(default_factory=SshJobsConfig)
+    slurmrest: SlurmRestJobsConfig = Field(default_factory=SlurmRestJobsConfig)
+    kubernetes: KubernetesJobsConfig = Field(default_factory=KubernetesJobsConfig)
 
 
 class HebiConfig(_Section):

@@ -257,6 +257,21 @@ def _printf_members(group: h5py.Group, part: str) -> list[str]:
 
 # -- for programs that run on a user's files (the runner) ------------------------------------------
 
+def missing_sources(file_path: Path, dataset: h5py.Dataset) -> list[str]:
+    """The files a dataset's values come from (its VDS sources, its external raw files) that HDF5 will not
+    find. Reading it then gives the fill value where they are missing (VDS), or fails (external raw files):
+    a viewer may show that, but a job given such a dataset has not got its input."""
+    names = [entry[0] for entry in dataset.external or ()]
+    if dataset.is_virtual:
+        names += [source.file_name for source in dataset.virtual_sources() if source.file_name != "."]
+    missing = []
+    for name in dict.fromkeys(names):
+        places = candidates(file_path, name, with_cwd=True)
+        if not any(p.exists() for place in places for p in (_printf_matches(place) if "%" in name else [place])):
+            missing.append(name)
+    return missing
+
+
 JOB_ROOTS_VARIABLE = "HEBI_JOB_ROOTS"
 
 
@@ -311,6 +326,9 @@ class ConfinedFile:
     def __init__(self, roots: Roots, path: Path, what: str):
         self.roots = roots
         self.path = confined_path(roots, path, what)
+        #: Why the last ``locate`` found nothing, when it was an external link to no file: its own words for
+        #: the user (a link made elsewhere, or to a folder that is not this user's, leads nowhere here).
+        self.missing: str = ""
         self._stack = ExitStack()
         self._files: dict[Path, h5py.File] = {}
         self.handle = self._open(self.path)
@@ -331,6 +349,7 @@ class ConfinedFile:
 
     def locate(self, inner: str) -> tuple[Path, str, h5py.HLObject] | None:
         """(real file, path without links, object) for ``inner``; None when nothing is there."""
+        self.missing = ""
         file_path, h5, parts, hops = self.path, self.handle, [p for p in inner.split("/") if p], 0
         group, index = h5["/"], 0
         while index < len(parts):
@@ -350,6 +369,7 @@ class ConfinedFile:
                     where = f"/{'/'.join(parts[:index + 1])} in {file_path.name}"
                     found = external_link_target(self.roots, file_path, link, where)
                     if found is None:
+                        self.missing = f"the external link at {where} leads to {link.filename}, which is not there"
                         return None
                     file_path, h5, target = found, self._open(found), link.path
                 parts, group, index = [p for p in target.split("/") if p] + rest, h5["/"], 0

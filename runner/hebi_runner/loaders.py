@@ -13,7 +13,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from hebi_common.confine import ConfinedFile, confined_path
+from hebi_common.confine import ConfinedFile, confined_path, missing_sources
 from hebi_common.sandbox import Roots, SandboxError
 from hebi_runner.errors import DataError, PluginRefused
 from hebi_runner.expressions import ExpressionError, evaluate
@@ -147,8 +147,14 @@ def _load_nxtomo(path: Path, params: dict, roots: Roots, plugin: str) -> LoadedD
         except (KeyError, OSError):
             found = None
         if found is None:
-            raise DataError(f"{plugin}.data_path: {path.name} has no dataset at /{data_path}") from None
+            why = f": {handle.missing}" if handle.missing else ""
+            raise DataError(f"{plugin}.data_path: {path.name} has no dataset at /{data_path}{why}") from None
         data_file, data_inner, data = found
+        missing = missing_sources(data_file, data) if isinstance(data, h5py.Dataset) else []
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise DataError(f"{plugin}.data_path: /{data_path} in {path.name} reads its values from {missing[0]}{more}, "
+                            "which is not there; hebi does not reconstruct the fill value HDF5 would give instead")
         if not isinstance(data, h5py.Dataset) or data.ndim != 3:
             raise DataError(f"{plugin}.data_path: /{data_path} in {path.name} should be a 3D dataset "
                             f"(frames, rows, columns), found {getattr(data, 'shape', 'a group')}")
