@@ -7,8 +7,14 @@
     PUT    /api/process-lists/<path>              replace with a JSON document, or upload a .nxs with
                                                   Content-Type: application/x-hdf5 (checked before it is stored)
     DELETE /api/process-lists/<path>
-    POST   /api/process-lists/<path>/operations   savu_config commands, all or none
+    POST   /api/process-lists/<path>/operations   savu_config commands as JSON, all or none
+    POST   /api/process-lists/<path>/command      one savu_config command line ("mod 4.1 86", "undo")
+    POST   /api/process-lists/<path>/undo|redo    step through the saved versions (If-Match)
+    GET    /api/process-lists/<path>/history      the saved versions and the commands that made them
     GET    /api/process-lists/<path>/disp|cite|problems
+
+Every change made here is recorded in the user's state folder (hebi_common.savu.history), so undo, redo
+and history survive a reload and a new session.
 
 Changing an existing list needs ``If-Match: <etag>``: a stale tag gets 412 and changes nothing, a missing
 one 428. Writes hold a lock on the folder while they check the tag and replace the file, and every save
@@ -29,6 +35,8 @@ from werkzeug.http import quote_etag
 
 from hebi_common.atomic import atomic_write
 from hebi_common.savu.catalogue import Catalogue
+from hebi_common.savu.commands import HELP, command_text, parse
+from hebi_common.savu.history import ListHistory
 from hebi_common.savu.operations import (
     Editor,
     OperationError,
@@ -148,6 +156,16 @@ def _folder_lock(folder: Path):
 def _write_bytes_atomically(content: bytes, target: Path) -> None:
     with atomic_write(target) as out:
         out.write(content)
+
+
+def _history(path: Path) -> ListHistory:
+    return ListHistory(hebi("context").state_dir, _rel(path))
+
+
+def _record(path: Path, before: bytes | None, command: str) -> None:
+    """Keep the version just written (and the one it replaced) for undo; call under the folder lock."""
+    if before is not None:
+        _history(path).record(before, path.read_bytes(), command)
 
 
 # -- JSON form ----------------------------------------------------------------------------------
@@ -398,12 +416,14 @@ def replace_list(user_path: str):
     if body is None:
         _fail("the request body is empty: send the process list as JSON")
     with _folder_lock(path.parent):
-        current = None
+        current, before = None, None
         if path.exists():
             _check_if_match(path)
+            before = _read_bytes(path)
             current = read_process_list(path, _catalogue())
         process_list = from_document(body, current, _catalogue())
         write_process_list(process_list, path, _catalogue())
+        _record(path, before, "(the whole list replaced)")
         saved = read_process_list(path, _catalogue())
         return _answer(saved, path, 200 if current else 201)
 
@@ -420,11 +440,14 @@ def _upload(path: Path):
     process_list = read_process_list_bytes(content, path.name, _catalogue())  # refuses non-lists
     with _folder_lock(path.parent):
         existed = path.exists()
+        before = None
         if existed:
             _check_if_match(path)
+            before = _read_bytes(path)
         with hebi("quota").upload(path, len(content)) as take:
             take(len(content))
             _write_bytes_atomically(content, path)
+        _record(path, before, "(a .nxs file uploaded over the list)")
         return _answer(process_list, path, 200 if existed else 201)
 
 
@@ -434,7 +457,27 @@ def delete_list(user_path: str):
     with _folder_lock(path.parent):
         _check_if_match(path)
         path.unlink()
+        _history(path).forget()
     return "", 204
+
+
+def _level(body: dict[str, Any]) -> Any:
+    return body.get("level", "basic")
+
+
+def _run(user_path: str, path: Path, operations: Any, level: Any, label: str | None = None, **extra):
+    with _folder_lock(path.parent):
+        before = _read_bytes(path)
+        current = read_process_list_bytes(before, path.name, _catalogue())
+        changed, results, modified = apply_operations(current, operations, _catalogue(), level)
+        if not modified:
+            return _answer(current, path, results=results, **extra)
+        _resolve(user_path, writing=True)  # a read-only root refuses changes
+        _check_if_match(path)
+        write_process_list(changed, path, _catalogue())
+        _record(path, before, label or "; ".join(command_text(op) for op in operations))
+        saved = read_process_list(path, _catalogue())
+        return _answer(saved, path, results=results, **extra)
 
 
 @blueprint.post("/process-lists/<path:user_path>/operations")
@@ -446,17 +489,82 @@ def run_operations(user_path: str):
     extra = sorted(set(body) - {"operations", "level"})
     if extra:
         _fail(f"unknown field(s) {', '.join(map(repr, extra))}; send {{\"operations\": [...], \"level\": ...}}")
-    level = body.get("level", "basic")
-    with _folder_lock(path.parent):
+    return _run(user_path, path, body.get("operations"), _level(body))
+
+
+@blueprint.post("/process-lists/<path:user_path>/command")
+def run_command(user_path: str):
+    """One line typed as in savu_config. The answer is the list as for /operations, plus ``command``
+    (what was understood) and, for undo, redo, history, params and help, their own fields."""
+    path = _existing(user_path)
+    body = json_body()
+    if not isinstance(body, dict) or sorted(set(body) - {"line", "level"}):
+        _fail("send {\"line\": \"mod 4.1 86\"} (and optionally \"level\")")
+    command = parse(body.get("line"))
+    understood = {"line": command.line, "operations": command.operations, "special": command.special}
+    if command.special in ("undo", "redo"):
+        if command.argument:
+            _fail(f"{command.special} takes nothing after it")
+        return _step(user_path, path, -1 if command.special == "undo" else 1, command=understood)
+    if command.special == "history":
+        with _folder_lock(path.parent):
+            current = read_process_list(path, _catalogue())
+            return _answer(current, path, command=understood, history=_history(path).describe(_read_bytes(path)))
+    if command.special == "help":
         current = read_process_list(path, _catalogue())
-        changed, results, modified = apply_operations(current, body.get("operations"), _catalogue(), level)
-        if not modified:
-            return _answer(current, path, results=results)
-        _resolve(user_path, writing=True)  # a read-only root refuses changes
+        return _answer(current, path, command=understood, help=[{"syntax": a, "does": b} for a, b in HELP])
+    if command.special == "params":
+        return _params(path, command.argument, understood, _level(body))
+    return _run(user_path, path, command.operations, _level(body), command.line, command=understood)
+
+
+def _params(path: Path, argument: str, understood: dict, level: Any):
+    """``params NAME``: a catalogue plugin's description, parameters and citations (before adding it);
+    ``params POS``: the parameters of the plugin at that position, with descriptions (``disp POS -v``)."""
+    current = read_process_list(path, _catalogue())
+    name = argument.strip()
+    if not name:
+        _fail("params takes a plugin name (params AstraReconCpu) or a position (params 3)")
+    if name[0].isdigit():
+        shown = Editor(current, _catalogue()).disp(name, None, level, True)
+        return _answer(current, path, command=understood, results=[shown])
+    definition = _catalogue().get(name)
+    if definition is None:
+        hint = _catalogue().suggest(name)
+        _fail(f"Unknown plugin {name!r}: it is not in the plugin catalogue"
+              f"{'; did you mean ' + ' or '.join(hint) + '?' if hint else ''}", 404)
+    return _answer(current, path, command=understood, plugin=definition.to_json())
+
+
+def _step(user_path: str, path: Path, direction: int, **extra):
+    _resolve(user_path, writing=True)
+    with _folder_lock(path.parent):
         _check_if_match(path)
-        write_process_list(changed, path, _catalogue())
+        current = _read_bytes(path)
+        history = _history(path)
+        content, done, index = history.step(current, direction)
+        _write_bytes_atomically(content, path)
+        history.commit(index)
         saved = read_process_list(path, _catalogue())
-        return _answer(saved, path, results=results)
+        word = "Undone" if direction < 0 else "Redone"
+        return _answer(saved, path, results=[{"notes": [f"{word}: {done}"]}], history=history.describe(content),
+                       **extra)
+
+
+@blueprint.post("/process-lists/<path:user_path>/undo")
+def undo(user_path: str):
+    return _step(user_path, _existing(user_path), -1)
+
+
+@blueprint.post("/process-lists/<path:user_path>/redo")
+def redo(user_path: str):
+    return _step(user_path, _existing(user_path), 1)
+
+
+@blueprint.get("/process-lists/<path:user_path>/history")
+def history(user_path: str):
+    path = _existing(user_path)
+    return jsonify(_history(path).describe(_read_bytes(path)))
 
 
 @blueprint.get("/process-lists/<path:user_path>/disp")

@@ -6,7 +6,7 @@ once), stopped after ``WALK_LIMIT`` entries so that one measurement stays bounde
 user keeps, and reused for ``CACHE_SECONDS``. What this API stores meanwhile is added to the figure at
 once, and uploads in progress hold their bytes as a reservation, so neither a burst of uploads nor
 parallel ones slip past a stale figure. Files written by jobs count from the next measurement. A
-session's API is one process (the launcher runs one gunicorn worker), so one lock covers every upload.
+session's API is one process (the launcher runs one gunicorn worker, hebi_common.serve), so one lock covers every upload.
 
 This is hebi's own guard; a facility's filesystem quotas stay the hard limit.
 """

@@ -7,7 +7,7 @@ lost (the scheduler no longer knows it and has no record of how it ended).
 """
 from __future__ import annotations
 
-import os
+import importlib
 import signal as _signal
 import subprocess
 from collections.abc import Iterable
@@ -83,10 +83,17 @@ class QueueInfo:
     total: int
     available: bool = True
     time_limit: int | None = None  # seconds; None = unlimited
+    nodes: int | None = None  # nodes (hosts) serving the queue; None = the scheduler does not say
+    free_nodes: int | None = None  # of which idle (running no job)
+    gpus: int | None = None  # GPUs on those nodes; None = unknown, 0 = none
+    free_gpus: int | None = None
+    pending: int | None = None  # jobs waiting in the queue (everyone's, as the scheduler tells it)
 
     def to_json(self) -> dict:
         return {"name": self.name, "used": self.used, "free": self.free, "total": self.total,
-                "available": self.available, "time_limit": self.time_limit}
+                "available": self.available, "time_limit": self.time_limit, "nodes": self.nodes,
+                "free_nodes": self.free_nodes, "gpus": self.gpus, "free_gpus": self.free_gpus,
+                "pending": self.pending}
 
 
 class ClusterBackend(Protocol):
@@ -123,27 +130,30 @@ def hms(seconds: int) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+#: Each backend's class, imported only when a mode uses it (a session never loads libdrmaa or the
+#: kubernetes client unless configured to). Each class has ``from_config(jobs_config, state_dir)``.
+BACKENDS: dict[str, str] = {
+    "local": "hebi_api.jobs.local:LocalBackend",
+    "drmaa": "hebi_api.jobs.drmaa_backend:DrmaaBackend",
+    "gridengine": "hebi_api.jobs.gridengine:GridEngineBackend",
+    "slurm": "hebi_api.jobs.slurm:SlurmBackend",
+    "slurmrest": "hebi_api.jobs.slurm_rest:SlurmRestBackend",
+    "kubernetes": "hebi_api.jobs.kube_jobs:KubernetesJobsBackend",
+}
+
+
 def make_backend(name: str, config, state_dir: Path) -> ClusterBackend:
     """The backend configured under ``name`` (``config`` is the whole JobsConfig)."""
-    if name == "local":
-        from .local import LocalBackend
-        return LocalBackend(state_dir / "local-jobs", config.local)
-    if name == "drmaa":
-        from .drmaa_backend import DrmaaBackend
-        return DrmaaBackend(config.drmaa)
-    if name == "slurm":
-        from .slurm import SlurmBackend
-        return SlurmBackend(config.slurm, state_dir)
-    raise ValueError(f"unknown cluster backend {name!r} (local, drmaa or slurm)")
+    try:
+        module_name, _, class_name = BACKENDS[name].partition(":")
+    except KeyError:
+        raise ValueError(f"unknown cluster backend {name!r} ({', '.join(BACKENDS)})") from None
+    backend_class = getattr(importlib.import_module(module_name), class_name)
+    return backend_class.from_config(config, state_dir)
 
 
 def run_client_command(argv: list[str], clients: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run one of a scheduler's client commands (qstat, squeue, ...) with its output captured; the
-    scheduler is unavailable when the command is missing or hangs. Its exit code is the caller's."""
-    name = os.path.basename(argv[0])
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        raise ClusterUnavailable(f"{name} is not installed ({clients})") from None
-    except subprocess.TimeoutExpired:
-        raise ClusterUnavailable(f"{name} did not answer within {timeout:.0f} s") from None
+    """Run one of a scheduler's client commands on this host (commands.LocalRunner); the scheduler is
+    unavailable when the command is missing or hangs. Its exit code is the caller's."""
+    from .commands import LocalRunner  # commands.py builds on this module's errors
+    return LocalRunner(clients, timeout=timeout).run(argv)

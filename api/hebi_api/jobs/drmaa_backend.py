@@ -4,48 +4,45 @@ Submit and cancel go through DRMAA (drmaa-python). State does NOT: DRMAA asks th
 job, calls a job killed at its h_rt "done", and a new session can neither ``wait`` on nor see the end
 of jobs an earlier API process submitted. So the state of all of a user's jobs comes from ONE
 ``qstat -u USER -xml``, and jobs that left qstat are looked up in GridEngine's accounting file, read
-incrementally (only the bytes added since the last look). Its ``failed`` code tells the reason:
-0 ended by itself, 37 killed at its time limit, 100 killed (by a cancel or a stopping execd).
+incrementally (only the bytes added since the last look). What qstat and the accounting say is read
+by gridengine.py, the backend through GridEngine's commands, for both.
 
 Loading libdrmaa needs, from the start of the process, ``GLIBC_TUNABLES=glibc.rtld.optional_static_tls=16384``
 (or ``LD_PRELOAD`` of libjemalloc): ``scripts/gridengine.sh env`` prints it.
 """
 from __future__ import annotations
 
-import getpass
 import os
-import re
 import threading
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 
 from .backend import (
-    ENDED,
-    MISSING,
-    QUEUED,
-    RUNNING,
     BackendStatus,
     ClusterUnavailable,
-    JobEnd,
     JobRef,
     JobSpec,
     QueueInfo,
     SubmitRejected,
-    hms,
-    run_client_command,
-    signal_name,
 )
-from .states import JobState
-
-FAILED_TIME_LIMIT = 37
-FAILED_KILLED = 100
-
-
-class AccountingRecord:
-    __slots__ = ("qname", "owner", "job_name", "job_number", "submission_time", "start_time", "end_time", "failed",
-                 "failed_text", "exit_status", "wallclock")
+from .commands import LocalRunner
+from .gridengine import (  # noqa: F401 - FAILED_*, end_from_accounting: also read from here
+    CLIENTS,
+    FAILED_KILLED,
+    FAILED_TIME_LIMIT,
+    QUEUES_QUERY,
+    AccountingRecord,
+    _float,
+    _int,
+    end_from_accounting,
+    ended_status,
+    first_line,
+    listed_status,
+    parse_qstat_jobs,
+    parse_queues,
+    query,
+    resource_arguments,
+)
 
 
 class GridEngineAccounting:
@@ -86,41 +83,20 @@ class GridEngineAccounting:
             fields = line.split(":")
             if len(fields) < 14:
                 continue
-            record = AccountingRecord()
-            record.qname, record.owner, record.job_name = fields[0], fields[3], fields[4]
-            record.job_number = fields[5]
-            record.submission_time, record.start_time, record.end_time = (_int(fields[8]), _int(fields[9]),
-                                                                        _int(fields[10]))
-            record.failed_text = fields[11]
-            record.failed = _int(fields[11].split()[0] if fields[11] else "0")
-            record.exit_status = _int(fields[12])
-            record.wallclock = _float(fields[13])
+            record = AccountingRecord(
+                qname=fields[0], owner=fields[3], job_name=fields[4], job_number=fields[5],
+                submission_time=_int(fields[8]), start_time=_int(fields[9]), end_time=_int(fields[10]),
+                failed_text=fields[11], failed=_int(fields[11].split()[0] if fields[11] else "0"),
+                exit_status=_int(fields[12]), wallclock=_float(fields[13]))
             self._records.setdefault(record.job_number, []).append(record)
-
-
-def end_from_accounting(record: AccountingRecord, cancel_requested: bool) -> JobEnd:
-    exit_status = record.exit_status
-    wall = record.wallclock if record.start_time else 0.0
-    if record.failed == FAILED_TIME_LIMIT:
-        return JobEnd(JobState.TIMEOUT, exit_code=None, signal="SIGKILL", wall_time=wall,
-                      message="killed at its time limit (GridEngine h_rt)")
-    if record.failed == FAILED_KILLED:
-        if cancel_requested:
-            return JobEnd(JobState.CANCELLED, signal=signal_name(exit_status - 128) if exit_status > 128 else None,
-                          wall_time=wall)
-        return JobEnd(JobState.FAILED, signal=signal_name(exit_status - 128) if exit_status > 128 else None, wall_time=wall,
-                      message="killed by GridEngine (its execution daemon stopped, or an admin deleted the job)")
-    if record.failed:
-        return JobEnd(JobState.FAILED, exit_code=None, wall_time=wall,
-                      message=f"GridEngine could not run the job: failed {record.failed_text.strip()}")
-    if exit_status > 128:
-        return JobEnd(JobState.CANCELLED if cancel_requested else JobState.FAILED, signal=signal_name(exit_status - 128),
-                      wall_time=wall)
-    return JobEnd(JobState.FINISHED if exit_status == 0 else JobState.FAILED, exit_code=exit_status, wall_time=wall)
 
 
 class DrmaaBackend:
     name = "drmaa"
+
+    @classmethod
+    def from_config(cls, jobs, state_dir: Path) -> DrmaaBackend:
+        return cls(jobs.drmaa)
 
     def __init__(self, config):
         self.config = config
@@ -133,7 +109,8 @@ class DrmaaBackend:
         root = os.environ.get("SGE_ROOT", "/var/lib/gridengine")
         cell = os.environ.get("SGE_CELL", "default")
         self.accounting = GridEngineAccounting(Path(root) / cell / "common" / "accounting")
-        self.user = getpass.getuser()
+        self.runner = LocalRunner(CLIENTS)
+        self.user = self.runner.user
         self._session = None
         self._drmaa = None
         self._lock = threading.Lock()
@@ -158,7 +135,7 @@ class DrmaaBackend:
         except drmaa.errors.AlreadyActiveSessionException:
             pass
         except drmaa.errors.DrmaaException as error:
-            raise ClusterUnavailable(f"cannot open a DRMAA session: {_first_line(error)}") from None
+            raise ClusterUnavailable(f"cannot open a DRMAA session: {first_line(error)}") from None
         self._session = session
         return session
 
@@ -189,14 +166,14 @@ class DrmaaBackend:
                     template.nativeSpecification = self.native_specification(spec)
                     return str(session.runJob(template))
                 except drmaa.errors.DeniedByDrmException as error:
-                    raise SubmitRejected(f"GridEngine refused the job: {_first_line(error)}") from None
+                    raise SubmitRejected(f"GridEngine refused the job: {first_line(error)}") from None
                 except (drmaa.errors.DrmCommunicationException, drmaa.errors.InternalException) as error:
                     # A qmaster restart can leave the session unusable: open a new one once.
                     self._reset()
                     if attempt == 2:
-                        raise ClusterUnavailable(f"GridEngine does not answer: {_first_line(error)}") from None
+                        raise ClusterUnavailable(f"GridEngine does not answer: {first_line(error)}") from None
                 except drmaa.errors.DrmaaException as error:
-                    raise SubmitRejected(f"GridEngine refused the job: {_first_line(error)}") from None
+                    raise SubmitRejected(f"GridEngine refused the job: {first_line(error)}") from None
                 finally:
                     try:
                         session.deleteJobTemplate(template)
@@ -205,11 +182,7 @@ class DrmaaBackend:
         raise AssertionError("unreachable")
 
     def native_specification(self, spec: JobSpec) -> str:
-        parts = ["-q", spec.queue, "-l", f"h_rt={hms(spec.time_limit)}"]
-        if spec.cores > 1:
-            parts += ["-pe", self.config.parallel_environment, str(spec.cores)]
-        if spec.memory_mb:
-            parts += ["-l", f"{self.config.memory_resource}={spec.memory_mb}M"]
+        parts = resource_arguments(spec, self.config.parallel_environment, self.config.memory_resource)
         if self.config.native_specification:
             parts.append(self.config.native_specification)
         return " ".join(parts)
@@ -218,44 +191,15 @@ class DrmaaBackend:
         jobs = list(jobs)
         if not jobs:
             return {}
-        listed = self._qstat_jobs()
+        listed = parse_qstat_jobs(self._run(["qstat", "-u", self.user, "-xml"]))
         result = {}
         for ref in jobs:
             entry = listed.get(ref.backend_id)
             if entry is not None and entry["name"] == ref.name:
-                state = entry["state"]
-                if "E" in state:
-                    result[ref.backend_id] = BackendStatus(QUEUED, message=f"GridEngine holds the job in error "
-                                                           f"state ({state}); `qstat -j {ref.backend_id}` says why")
-                elif "r" in state:
-                    result[ref.backend_id] = BackendStatus(RUNNING, started_at=entry["start"])
-                elif "t" in state:  # dispatched, not yet confirmed running by its host
-                    result[ref.backend_id] = BackendStatus(QUEUED, message="starting on its host")
-                else:
-                    result[ref.backend_id] = BackendStatus(QUEUED)
-                continue
-            record = self.accounting.find(ref.backend_id, ref.name)
-            if record is None:
-                result[ref.backend_id] = BackendStatus(MISSING)
+                result[ref.backend_id] = listed_status(entry, ref.backend_id)
             else:
-                result[ref.backend_id] = BackendStatus(
-                    ENDED, started_at=float(record.start_time) if record.start_time else None,
-                    end=end_from_accounting(record, ref.cancel_requested))
+                result[ref.backend_id] = ended_status(self.accounting.find(ref.backend_id, ref.name), ref)
         return result
-
-    def _qstat_jobs(self) -> dict[str, dict]:
-        output = self._run(["qstat", "-u", self.user, "-xml"])
-        try:
-            tree = ElementTree.fromstring(output)
-        except ElementTree.ParseError as error:
-            raise ClusterUnavailable(f"qstat answered something that is not XML: {error}") from None
-        jobs = {}
-        for job in tree.iter("job_list"):
-            start = job.findtext("JAT_start_time")
-            jobs[job.findtext("JB_job_number", "")] = {
-                "name": job.findtext("JB_name", ""), "state": job.findtext("state", ""),
-                "start": _iso_time(start) if start else None}
-        return jobs
 
     def cancel(self, ref: JobRef) -> None:
         with self._lock:
@@ -267,59 +211,19 @@ class DrmaaBackend:
                 return  # already ended
             except (drmaa.errors.DrmCommunicationException, drmaa.errors.InternalException) as error:
                 self._reset()
-                raise ClusterUnavailable(f"GridEngine does not answer: {_first_line(error)}") from None
+                raise ClusterUnavailable(f"GridEngine does not answer: {first_line(error)}") from None
             except drmaa.errors.DrmaaException as error:
                 if "does not exist" in str(error):
                     return
-                raise ClusterUnavailable(f"GridEngine did not cancel the job: {_first_line(error)}") from None
+                raise ClusterUnavailable(f"GridEngine did not cancel the job: {first_line(error)}") from None
 
     def availability(self) -> list[QueueInfo]:
-        output = self._run(["qstat", "-g", "c"])
-        queues = []
-        for line in output.splitlines():
-            fields = line.split()
-            if len(fields) >= 6 and not line.startswith(("CLUSTER", "-")):
-                try:
-                    used, available, total = int(fields[2]), int(fields[4]), int(fields[5])
-                except ValueError:
-                    continue
-                queues.append(QueueInfo(fields[0], used=used, free=available, total=total,
-                                        available=available > 0 or used > 0))
-        return queues
+        return parse_queues(self._run(["qstat", *QUEUES_QUERY]))
 
     def close(self) -> None:
         with self._lock:
             self._reset()
 
     def _run(self, argv: list[str]) -> str:
-        done = run_client_command(argv, "GridEngine's client commands")
-        if done.returncode != 0:
-            raise ClusterUnavailable(f"{' '.join(argv[:2])} failed: {_first_line(done.stderr or done.stdout)}")
-        return done.stdout
+        return query(self.runner, argv)
 
-
-def _first_line(value) -> str:
-    text = str(value).strip()
-    lines = [line for line in text.splitlines() if line.strip()]
-    return re.sub(r"\s+", " ", lines[0] if lines else text)[:300]
-
-
-def _int(text: str) -> int:
-    try:
-        return int(float(text))
-    except ValueError:
-        return 0
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return 0.0
-
-
-def _iso_time(text: str) -> float | None:
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None

@@ -30,6 +30,10 @@ LAUNCH_GRACE = 10.0  # seconds a launch may take before it is considered cut sho
 class LocalBackend:
     name = "local"
 
+    @classmethod
+    def from_config(cls, jobs, state_dir: Path) -> LocalBackend:
+        return cls(state_dir / "local-jobs", jobs.local)
+
     def __init__(self, spool: Path, config):
         self.spool = spool
         self.workers = config.workers
@@ -75,8 +79,11 @@ class LocalBackend:
                 pass
 
     def availability(self) -> list[QueueInfo]:
-        running = sum(1 for folder in self._folders() if self._running(folder))
-        return [QueueInfo("local", used=running, free=max(self.workers - running, 0), total=self.workers)]
+        folders = self._folders()
+        running = sum(1 for folder in folders if self._running(folder))
+        return [QueueInfo("local", used=running, free=max(self.workers - running, 0), total=self.workers, nodes=1,
+                          free_nodes=int(running == 0), gpus=0, free_gpus=0,
+                          pending=sum(1 for folder in folders if self._waiting(folder)))]
 
     def close(self) -> None:
         self._closed.set()

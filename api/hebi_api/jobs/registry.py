@@ -85,12 +85,18 @@ class JobRegistry:
         return db.execute("SELECT value FROM counter WHERE name = 'change'").fetchone()[0]
 
     def add(self, job: dict[str, Any]) -> None:
+        self.add_many([job])
+
+    def add_many(self, jobs: list[dict[str, Any]]) -> None:
+        """Record jobs in one transaction: all or none."""
         with self._connect() as db:
-            summary = {key: job.get("spec", {}).get(key) for key in SUMMARY_KEYS}
-            job = dict(job, summary=summary, change=self._next_change(db), updated_at=time.time())
-            names = [name for name in COLUMNS if name in job]
-            db.execute(f"INSERT INTO jobs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                       [_encode(name, job[name]) for name in names])
+            now = time.time()
+            for job in jobs:
+                summary = {key: job.get("spec", {}).get(key) for key in SUMMARY_KEYS}
+                job = dict(job, summary=summary, change=self._next_change(db), updated_at=now)
+                names = [name for name in COLUMNS if name in job]
+                db.execute(f"INSERT INTO jobs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                           [_encode(name, job[name]) for name in names])
 
     def update(self, job_id: str, **fields: Any) -> None:
         self.update_many([(job_id, fields)])
@@ -118,6 +124,16 @@ class JobRegistry:
     def get(self, job_id: str) -> dict[str, Any] | None:
         row = self._connect().db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _decode(row) if row else None
+
+    def get_many(self, job_ids: list[str]) -> list[dict[str, Any]]:
+        """The jobs of ``job_ids``, in that order (ids that are not recorded are left out)."""
+        found: dict[str, dict[str, Any]] = {}
+        db = self._connect().db
+        for start in range(0, len(job_ids), 500):  # SQLite's limit on parameters
+            part = job_ids[start:start + 500]
+            rows = db.execute(f"SELECT * FROM jobs WHERE id IN ({', '.join('?' * len(part))})", part).fetchall()
+            found.update((row["id"], _decode(row)) for row in rows)
+        return [found[job_id] for job_id in job_ids if job_id in found]
 
     def active(self) -> list[dict[str, Any]]:
         rows = self._connect().db.execute(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
 
+from hebi_common.errors import UserError
 from hebi_common.sandbox import SandboxError
 
 from ..bodies import json_body
@@ -76,6 +77,27 @@ def submit():
     job_request = parse_request(json_body(), hebi("context").roots, hebi("config").jobs, hebi("catalogue"))
     job = jobs.submit(job_request)
     return jsonify(public(job)), 201
+
+
+@blueprint.post("/jobs/batch")
+def submit_batch():
+    """Many jobs in one request (a parameter sweep): ``{"jobs": [<a POST /jobs body>, ...]}``. Every job
+    is checked before any is submitted; a bad one is refused with its index and nothing is submitted."""
+    jobs = service()
+    body = json_body()
+    config = hebi("config").jobs
+    if not isinstance(body, dict) or set(body) != {"jobs"} or not isinstance(body["jobs"], list):
+        abort(400, description='send a JSON object {"jobs": [...]}: a list of job submissions')
+    if not 1 <= len(body["jobs"]) <= config.max_batch:
+        abort(400, description=f"a batch holds 1 to {config.max_batch} jobs, not {len(body['jobs'])}")
+    requests = []
+    for index, item in enumerate(body["jobs"]):
+        try:
+            requests.append(parse_request(item, hebi("context").roots, config, hebi("catalogue")))
+        except UserError as error:
+            raise UserError(f"job {index}: {error.message}", error.status, index=index, **error.extra) from None
+    submitted = jobs.submit_many(requests)
+    return jsonify(jobs=[public(job) for job in submitted]), 201
 
 
 @blueprint.get("/jobs")

@@ -194,7 +194,13 @@ def _existing_file(roots: Roots, ref: str, what: str) -> Path:
 def _check_hdf5(path: Path, ref: str, roots: Roots) -> None:
     """Refuse a dataset file h5py cannot open (Savu's loaders would fail on it after the queue wait), and
     one whose links lead out of the user's roots: a real Savu lets HDF5 follow every link, so only this
-    check stands between its job and another user's files (hebi-runner checks again as it reads)."""
+    check stands between its job and another user's files (hebi-runner checks again as it reads).
+
+    A sweep submits the same dataset many times: a file that passed is not opened again until it changes."""
+    stat = path.stat()
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key in _FINE_DATASETS:
+        return
     # h5py only when a job is submitted: an idle session's API does not carry it (bench/session).
     import h5py
 
@@ -210,8 +216,13 @@ def _check_hdf5(path: Path, ref: str, roots: Roots) -> None:
         check_whole_file(roots, path, "the dataset")
     except SandboxError as error:
         raise JobRequestError(f"{ref}: {error.message}", error.status) from None
+    if len(_FINE_DATASETS) > 1024:
+        _FINE_DATASETS.clear()
+    _FINE_DATASETS.add(key)
 
 
+#: (path, inode, size, mtime) of dataset files that opened and whose links all stay inside the roots.
+_FINE_DATASETS: set[tuple] = set()
 #: (path, inode, size, mtime) -> (plugins, GPU plugins): a list is checked once per version.
 _CHECKED: dict[tuple, tuple[int, list[str]]] = {}
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hebi_common.errors import UserError
 from hebi_common.sandbox import SandboxError
 
 from .backend import ENDED, MISSING, QUEUED, RUNNING, ClusterBackend, ClusterUnavailable, JobRef, JobSpec, make_backend
@@ -56,6 +57,8 @@ class JobService:
         self._poller_lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = threading.Event()
+        self._availability: dict[str, tuple[float, Any]] = {}  # backend -> (asked at, queues or error)
+        self._availability_lock = threading.Lock()
         #: backend name -> reason it could not be reached at the last poll (absent = reachable)
         self.unavailable: dict[str, str] = {}
         self.changed = threading.Condition()
@@ -114,12 +117,61 @@ class JobService:
     # -- submit ---------------------------------------------------------------------------------------
 
     def submit(self, request: SavuJobRequest) -> dict[str, Any]:
+        return self.submit_many([request])[0]
+
+    def submit_many(self, requests: list[SavuJobRequest]) -> list[dict[str, Any]]:
+        """Submit jobs in order; the jobs as recorded. All are recorded (state ``submitting``, one
+        transaction) before the scheduler hears of the first, so an API killed at any moment leaves a
+        record to resolve. When the scheduler refuses or fails at one, the jobs before it stay submitted,
+        that one and the rest are removed, and the error names how many went (``submitted``: their ids)."""
+        now = time.time()
+        ids: set[str] = set()
+        while len(ids) < len(requests):  # 24 random bits a second: a sweep of 1000 would clash 3 % of the time
+            job_id = _new_id()
+            if job_id not in ids and self.registry.get(job_id) is None:
+                ids.add(job_id)
+        prepared: list[tuple[dict[str, Any], JobSpec]] = []
+        try:
+            for request, job_id in zip(requests, sorted(ids)):
+                prepared.append(self._prepare(request, job_id, now))
+        except BaseException:
+            for record, _ in prepared:
+                _remove_tree(Path(record["job_dir"]))
+            raise
+        self.registry.add_many([record for record, _ in prepared])
+        submitted: list[tuple[str, dict[str, Any]]] = []
+        written, flushed_at = 0, time.monotonic()
+        try:
+            for record, spec in prepared:
+                backend_id = self.backend(record["backend"]).submit(spec)
+                submitted.append((record["id"], {"backend_id": backend_id, "state": JobState.QUEUED}))
+                self.unavailable.pop(record["backend"], None)
+                if time.monotonic() - flushed_at > 1:  # a long sweep shows its jobs queued as they go
+                    self.registry.update_many(submitted[written:])
+                    written, flushed_at = len(submitted), time.monotonic()
+                    self._notify()
+            self.registry.update_many(submitted[written:])
+        except BaseException as error:
+            self.registry.update_many(submitted[written:])
+            for record, _ in prepared[len(submitted):]:
+                self.registry.delete(record["id"])  # nothing was submitted: nothing to keep
+                _remove_tree(Path(record["job_dir"]))
+            if isinstance(error, ClusterUnavailable):
+                self.unavailable[prepared[len(submitted)][0]["backend"]] = error.reason
+            if submitted and isinstance(error, UserError):
+                error.message += f" (job {len(submitted) + 1} of {len(prepared)}; the ones before it were submitted)"
+                error.extra["submitted"] = [job_id for job_id, _ in submitted]
+            raise
+        finally:
+            if submitted:
+                self._ensure_poller()
+                self._notify()
+        return self.registry.get_many([record["id"] for record, _ in prepared])
+
+    def _prepare(self, request: SavuJobRequest, job_id: str, now: float) -> tuple[dict[str, Any], JobSpec]:
+        """The job's record and what the scheduler is given; makes its job folder."""
         mode_config = getattr(self.config, request.mode)
         backend_name = mode_config.backend
-        job_id = _new_id()
-        while self.registry.get(job_id) is not None:
-            job_id = _new_id()
-        now = time.time()
         folder = run_folder_name(request.dataset, request.mode, job_id, now)
         job_dir = self.roots.resolve_ref(request.refs["output"])[0].path / JOB_FOLDER / job_id
         job_dir.mkdir(parents=True)
@@ -131,12 +183,7 @@ class JobService:
             spec_extra["preview"] = write_preview_copy(request.process_list, process_list, request.preview_slices)
         command = job_command(self.config.command, data=request.dataset, process_list=process_list,
                               output=request.output, folder=folder)
-        env = {key: os.environ[key] for key in ("PATH", "LANG", "LC_ALL") if key in os.environ}
-        env.update(self.config.env)
-        env.update(HEBI_JOB_ID=job_id, HEBI_JOB_MODE=request.mode)
-        # The runner reads and writes only inside these (docs/runner.md, "Confinement").
-        from hebi_common.confine import JOB_ROOTS_VARIABLE, job_roots_text
-        env[JOB_ROOTS_VARIABLE] = job_roots_text(self.roots)
+        env = dict(self._job_env, HEBI_JOB_ID=job_id, HEBI_JOB_MODE=request.mode)
         spec = JobSpec(command=command, workdir=job_dir, name=f"hebi-{request.mode}-{job_id}",
                        stdout=job_dir / "stdout.txt", stderr=job_dir / "stderr.txt", env=env,
                        queue=request.queue, time_limit=request.time_limit, cores=request.cores,
@@ -151,21 +198,17 @@ class JobService:
                      "run_folder": f"{self.roots.to_ref(request.output)}/{folder}",
                      "stdout": str(spec.stdout), "stderr": str(spec.stderr), "process_list_used": str(process_list)},
         }
-        # Recorded before the scheduler hears of it: an API killed in between leaves a record to resolve.
-        self.registry.add(record)
-        try:
-            backend_id = self.backend(backend_name).submit(spec)
-        except BaseException as error:
-            self.registry.delete(job_id)  # nothing was submitted: nothing to keep
-            _remove_tree(job_dir)
-            if isinstance(error, ClusterUnavailable):
-                self.unavailable[backend_name] = error.reason
-            raise
-        self.unavailable.pop(backend_name, None)
-        self.registry.update(job_id, backend_id=backend_id, state=JobState.QUEUED)
-        self._ensure_poller()
-        self._notify()
-        return self.registry.get(job_id)
+        return record, spec
+
+    @property
+    def _job_env(self) -> dict[str, str]:
+        """What every job's environment starts from."""
+        env = {key: os.environ[key] for key in ("PATH", "LANG", "LC_ALL") if key in os.environ}
+        env.update(self.config.env)
+        # The runner reads and writes only inside these (docs/runner.md, "Confinement").
+        from hebi_common.confine import JOB_ROOTS_VARIABLE, job_roots_text
+        env[JOB_ROOTS_VARIABLE] = job_roots_text(self.roots)
+        return env
 
     # -- refresh --------------------------------------------------------------------------------------
 
@@ -323,7 +366,7 @@ class JobService:
                      "time_limit": mode_config.time_limit, "max_time_limit": mode_config.max_time_limit,
                      "max_cores": mode_config.max_cores, "max_memory_mb": mode_config.max_memory_mb}
             try:
-                queues = self.backend(mode_config.backend).availability()
+                queues = self._queues(mode_config.backend)
                 wanted = [queue for queue in queues if queue.name == mode_config.queue] or (
                     queues if mode_config.backend == "local" else [])
                 entry["available"] = bool(wanted) and all(queue.available for queue in wanted)
@@ -336,6 +379,22 @@ class JobService:
                 self.unavailable[mode_config.backend] = error.reason
             result.append(entry)
         return result
+
+
+    def _queues(self, backend_name: str) -> list:
+        """The backend's queues, asked at most once per ``poll_interval`` (as job states are): a Jobs
+        area open in many tabs costs the scheduler one question, not one per tab."""
+        with self._availability_lock:
+            asked_at, answer = self._availability.get(backend_name, (-1e9, None))
+            if time.monotonic() - asked_at > self.config.poll_interval:
+                try:
+                    answer = self.backend(backend_name).availability()
+                except ClusterUnavailable as error:
+                    answer = error
+                self._availability[backend_name] = (time.monotonic(), answer)
+        if isinstance(answer, ClusterUnavailable):
+            raise answer
+        return answer
 
 
 def _ref(job: dict) -> JobRef:

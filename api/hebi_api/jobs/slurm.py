@@ -6,13 +6,13 @@
   MinJobAge) are looked up in ONE ``sacct -j id,id,...`` for their exit code and wall time. ``sacct -P``
   text is used, not ``--json``: 22.05's JSON reports exit code 0 for failed jobs.
 - Slurm time limits have one-minute granularity: a limit is rounded up to whole minutes.
+- The commands run here or on a submit host over SSH (commands.py). Over SSH the launcher is written
+  to the job's folder, the one folder the submit host must see anyway (the job starts there).
 """
 from __future__ import annotations
 
-import getpass
 import math
 import os
-import subprocess
 import threading
 from collections.abc import Iterable
 from datetime import datetime
@@ -32,10 +32,12 @@ from .backend import (
     JobSpec,
     QueueInfo,
     SubmitRejected,
-    run_client_command,
     signal_name,
 )
+from .commands import LocalRunner, SshRunner, make_runner
 from .states import JobState
+
+CLIENTS = "Slurm's client commands"
 
 LAUNCHER = '#!/bin/sh\n# hebi: run the job\'s argument list as given, without a shell parsing it\nexec "$@"\n'
 PENDING_STATES = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SUSPENDED",
@@ -54,40 +56,41 @@ MESSAGES = {"OUT_OF_MEMORY": "killed: it used more memory than it asked for",
 class SlurmBackend:
     name = "slurm"
 
-    def __init__(self, config, state_dir: Path):
+    @classmethod
+    def from_config(cls, jobs, state_dir: Path) -> SlurmBackend:
+        return cls(jobs.slurm, state_dir, make_runner(jobs, state_dir, CLIENTS, keep=("SLURM_CONF", "MUNGE")))
+
+    def __init__(self, config, state_dir: Path, runner=None):
         self.config = config
-        self.user = getpass.getuser()
+        # sbatch's environment is the job's: of this process's, only Slurm's and munge's settings.
+        self.runner = runner or LocalRunner(CLIENTS, keep=("SLURM_CONF", "MUNGE"))
+        self.user = self.runner.user
         self.launcher = state_dir / "slurm-launcher.sh"
         self._lock = threading.Lock()
 
     def _cmd(self, name: str) -> str:
         return os.path.join(self.config.bin_dir, name) if self.config.bin_dir else name
 
-    def _ensure_launcher(self) -> None:
-        if not self.launcher.exists() or self.launcher.read_text() != LAUNCHER:
-            self.launcher.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_write(self.launcher, 0o755, text=True) as out:
+    def _ensure_launcher(self, spec: JobSpec) -> Path:
+        launcher = spec.workdir / "hebi-launcher.sh" if isinstance(self.runner, SshRunner) else self.launcher
+        if not launcher.exists() or launcher.read_text() != LAUNCHER:
+            launcher.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(launcher, 0o755, text=True) as out:
                 out.write(LAUNCHER)
+        return launcher
 
     # -- interface ------------------------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> str:
-        self._ensure_launcher()
+        launcher = self._ensure_launcher(spec)
         argv = [self._cmd("sbatch"), "--parsable", "--job-name", spec.name, "--partition", spec.queue,
                 "--time", str(max(1, math.ceil(spec.time_limit / 60))), "--chdir", str(spec.workdir),
                 "--output", str(spec.stdout), "--error", str(spec.stderr), "--cpus-per-task", str(spec.cores),
                 "--export", "ALL", *self.config.sbatch_args]
         if spec.memory_mb:
             argv += ["--mem", f"{spec.memory_mb}M"]
-        argv += [str(self.launcher), *spec.command]
-        env = {key: value for key, value in os.environ.items() if key.startswith(("SLURM_CONF", "MUNGE"))}
-        env.update(spec.env)
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise ClusterUnavailable("sbatch is not installed (Slurm's client commands)") from None
-        except subprocess.TimeoutExpired:
-            raise ClusterUnavailable("sbatch did not answer within 60 s") from None
+        argv += [str(launcher), *spec.command]
+        done = self.runner.run(argv, env=dict(spec.env))
         if done.returncode != 0:
             message = _clean(done.stderr or done.stdout)
             if _unreachable(message):
@@ -100,19 +103,19 @@ class SlurmBackend:
         if not jobs:
             return {}
         listed = {}
-        output = self._run([self._cmd("squeue"), "-h", "-t", "all", "-u", self.user, "-o", "%i|%T|%j|%S|%r"])
+        output = self._run([self._cmd("squeue"), "-h", "-t", "all", "-u", self.user, "-o", "%i|%T|%j|%S|%r|%e"])
         for line in output.splitlines():
             parts = line.split("|")
-            if len(parts) >= 5:
+            if len(parts) >= 6:
                 listed[parts[0]] = {"state": parts[1].split()[0].rstrip("+"), "name": parts[2],
-                                    "start": _time(parts[3]), "reason": parts[4]}
+                                    "start": _time(parts[3]), "reason": parts[4], "end": _time(parts[5])}
         result: dict[str, BackendStatus] = {}
         ended: list[JobRef] = []
         for ref in jobs:
             entry = listed.get(ref.backend_id)
             if entry is not None and entry["name"] == ref.name:
                 if entry["state"] in PENDING_STATES:
-                    result[ref.backend_id] = BackendStatus(QUEUED, message=_pending_reason(entry["reason"]))
+                    result[ref.backend_id] = BackendStatus(QUEUED, message=pending_reason(entry["reason"]))
                     continue
                 if entry["state"] in RUNNING_STATES:
                     result[ref.backend_id] = BackendStatus(RUNNING, started_at=entry["start"])
@@ -128,11 +131,14 @@ class SlurmBackend:
                 if entry is not None and entry["name"] != ref.name:
                     entry = None
                 if record is not None and record["state"] in REASON_BY_STATE:
-                    result[ref.backend_id] = BackendStatus(ENDED, started_at=record["start"], end=_end(record))
+                    result[ref.backend_id] = BackendStatus(ENDED, started_at=record["start"], end=job_end(record))
                 elif entry is not None and entry["state"] in REASON_BY_STATE:
+                    # squeue's start and end give the wall time that sacct does not have yet
+                    elapsed = (max(entry["end"] - entry["start"], 0.0)
+                               if entry["start"] is not None and entry["end"] is not None else None)
                     fallback = {"state": entry["state"], "exit": 0 if entry["state"] == "COMPLETED" else None,
-                                "elapsed": None, "start": entry["start"]}
-                    result[ref.backend_id] = BackendStatus(ENDED, started_at=entry["start"], end=_end(fallback))
+                                "elapsed": elapsed, "start": entry["start"]}
+                    result[ref.backend_id] = BackendStatus(ENDED, started_at=entry["start"], end=job_end(fallback))
                 elif record is not None and record["state"] in PENDING_STATES:
                     result[ref.backend_id] = BackendStatus(QUEUED)
                 elif record is not None and record["state"] in RUNNING_STATES:
@@ -164,10 +170,7 @@ class SlurmBackend:
         return records
 
     def cancel(self, ref: JobRef) -> None:
-        try:
-            done = subprocess.run([self._cmd("scancel"), ref.backend_id], capture_output=True, text=True, timeout=60)
-        except (FileNotFoundError, subprocess.TimeoutExpired) as error:
-            raise ClusterUnavailable(f"scancel failed: {error}") from None
+        done = self.runner.run([self._cmd("scancel"), ref.backend_id])
         if done.returncode != 0:
             message = _clean(done.stderr)
             if "already completed" in message or "Invalid job id" in message:
@@ -175,28 +178,47 @@ class SlurmBackend:
             raise ClusterUnavailable(f"Slurm did not cancel the job: {message}")
 
     def availability(self) -> list[QueueInfo]:
-        output = self._run([self._cmd("sinfo"), "-h", "-o", "%P|%a|%C|%l"])
-        queues = []
+        # One line per partition and kind of node (%G splits them), summed per partition; then the
+        # pending jobs of everyone, per partition, from one squeue.
+        output = self._run([self._cmd("sinfo"), "-h", "-o", "%P|%a|%C|%l|%F|%G"])
+        queues: dict[str, dict] = {}
         for line in output.splitlines():
             parts = line.split("|")
-            if len(parts) < 4:
+            if len(parts) < 6:
                 continue
-            allocated, idle, other, total = (int(value) for value in parts[2].split("/"))
-            queues.append(QueueInfo(parts[0].rstrip("*"), used=allocated, free=idle, total=total,
-                                    available=parts[1] == "up", time_limit=_limit(parts[3])))
-        return queues
+            allocated, idle, _other, total = (int(value) for value in parts[2].split("/"))
+            _busy, idle_nodes, _down, nodes = (int(value) for value in parts[4].split("/"))
+            name = parts[0].rstrip("*")
+            queue = queues.setdefault(name, {"used": 0, "free": 0, "total": 0, "nodes": 0, "free_nodes": 0,
+                                             "gpus": 0, "available": parts[1] == "up", "time_limit": _limit(parts[3])})
+            queue["used"] += allocated
+            queue["free"] += idle
+            queue["total"] += total
+            queue["nodes"] += nodes
+            queue["free_nodes"] += idle_nodes
+            queue["gpus"] += _gpus(parts[5]) * nodes
+        pending: dict[str, int] = {}
+        for partition in self._run([self._cmd("squeue"), "-h", "-t", "PENDING", "-o", "%P"]).split():
+            for name in partition.split(","):  # a job may wait for any of several partitions
+                pending[name] = pending.get(name, 0) + 1
+        return [QueueInfo(name, used=queue["used"], free=queue["free"], total=queue["total"],
+                          available=queue["available"], time_limit=queue["time_limit"], nodes=queue["nodes"],
+                          free_nodes=queue["free_nodes"], gpus=queue["gpus"], pending=pending.get(name, 0))
+                for name, queue in queues.items()]
 
     def close(self) -> None:
-        pass
+        self.runner.close()
 
     def _run(self, argv: list[str]) -> str:
-        done = run_client_command(argv, "Slurm's client commands")
+        done = self.runner.run(argv)
         if done.returncode != 0:
             raise ClusterUnavailable(f"{os.path.basename(argv[0])}: {_clean(done.stderr or done.stdout)}")
         return done.stdout
 
 
-def _end(record: dict) -> JobEnd:
+def job_end(record: dict) -> JobEnd:
+    """How an ended job ended, from its accounting record (Slurm's state, exit code and signal); the
+    command-line and the REST backends read the same states."""
     state = record["state"]
     reason = REASON_BY_STATE.get(state, JobState.FAILED)
     exit_code = record.get("exit")
@@ -209,7 +231,8 @@ def _end(record: dict) -> JobEnd:
                   message=MESSAGES.get(state, ""))
 
 
-def _pending_reason(reason: str) -> str:
+def pending_reason(reason: str) -> str:
+    """What a queued job's user is told: nothing for the ordinary waits, Slurm's reason otherwise."""
     return "" if reason in ("None", "Priority", "Resources", "") else f"waiting: {reason}"
 
 
@@ -220,6 +243,17 @@ def _time(text: str) -> float | None:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
+
+
+def _gpus(gres: str) -> int:
+    """GPUs per node from sinfo's %G, e.g. ``gpu:2``, ``gpu:a100:4(S:0-1)``, ``(null)``."""
+    count = 0
+    for item in gres.split(","):
+        kind, _, rest = item.partition(":")
+        if kind == "gpu":
+            last = rest.split("(")[0].rsplit(":", 1)[-1]
+            count += int(last) if last.isdigit() else 1
+    return count
 
 
 def _limit(text: str) -> int | None:
