@@ -1,4 +1,4 @@
-"""The dataserver's app factory. Run by the launcher as ``gunicorn 'hebi_dataserver.app:create_app()'``.
+"""The dataserver's app factory. Run by the launcher as ``python3 -m hebi_common.serve 'hebi_dataserver.app:create_app()'``.
 
 One app holds the per-process state every request shares: the open-file cache (``files``) and the
 thread pool of the chunk reader (``reader``). Requests come only from the gateway, through the session's
@@ -23,7 +23,7 @@ from .reader import SelectionReader
 def create_app(config: HebiConfig | None = None, context: SessionContext | None = None) -> Flask:
     config = config or load_config()
     context = context or SessionContext.from_environment(config)
-    setup_logging("dataserver", config.logging.level)
+    setup_logging("dataserver", config.logging.level, config.logging.format)
     clear_hdf5_prefixes()
     settings = config.dataserver
     app = Flask("hebi_dataserver")
