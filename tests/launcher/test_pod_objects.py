@@ -135,6 +135,15 @@ def test_the_secret_is_a_file_never_in_the_environment():
     assert api_env["HEBI_SESSION_STATE_DIR"] == "/var/lib/hebi/pods/alice/state"
 
 
+def test_the_api_can_load_gridengines_drmaa_library():
+    """libdrmaa needs static TLS reserved from the process start: a pod with GridEngine mounted submits
+    through DRMAA only if the API part starts with it (the other parts do not need it)."""
+    pod = make_pod(SESSION, ALICE, settings())
+    envs = {name: {e["name"]: e.get("value") for e in c["env"]} for name, c in containers(pod).items()}
+    assert envs["api"]["GLIBC_TUNABLES"] == "glibc.rtld.optional_static_tls=16384"
+    assert "GLIBC_TUNABLES" not in envs["dataserver"] and "GLIBC_TUNABLES" not in envs["web"]
+
+
 @pytest.mark.parametrize("identity,user_settings", [
     (ALICE, settings()),
     (Identity(user="_svc_1", uid=20002), settings("_svc_1", writable_data=True)),

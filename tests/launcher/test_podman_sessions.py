@@ -99,10 +99,17 @@ def test_each_user_works_in_their_own_pod_as_their_own_uid(pods):
 
 
 def test_a_preview_job_runs_in_the_pod_and_writes_the_users_files(pods):
-    folders = pods.folders("alice")
+    preview_job(pods, "alice", accounts(pods)["alice"]["uid"])
+
+
+def preview_job(pods, user: str, uid: int) -> None:
+    """A preview of a sample reconstruction on the session's local job backend, as ``user``: it finishes,
+    the viewer reads its result, and every file it wrote belongs to ``uid`` (also the kubernetes tests')."""
+    folders = pods.folders(user)
     write_nxtomo(folders["data"] / "first" / "scan.nxs", angles=91, rows=8, columns=96)
     write_sample_process_list(folders["processing"] / "first_recon.nxs")
-    http = pods.login("alice")
+    local_system.hand_over(pods.config_path, user)
+    http = pods.login(user)
     submitted = http.post(f"{pods.url}/api/jobs", json={
         "process_list": "processing/first_recon.nxs", "dataset": "data/first/scan.nxs",
         "output": "output/first", "mode": "preview", "preview": 3})
@@ -120,7 +127,7 @@ def test_a_preview_job_runs_in_the_pod_and_writes_the_users_files(pods):
     meta = http.get(f"{pods.url}/data/meta", params={"file": processed[0]["path"], "path": "/entry/final_result_tomo"})
     assert meta.status_code == 200, meta.text
     written = [p for p in (folders["output"] / "first").rglob("*") if p.is_file()]
-    assert written and {p.stat().st_uid for p in written} == {accounts(pods)["alice"]["uid"]}
+    assert written and {p.stat().st_uid for p in written} == {uid}
 
 
 def test_inside_alices_pod_bobs_roots_are_not_mounted_and_the_secret_is_not_shown(pods):

@@ -2,6 +2,6 @@
 
 ``make_launcher(config)`` returns the backend the configuration names; see base.Launcher for the interface.
 """
-from .base import SESSION_DOWN_HEADER, Launcher, LauncherError, SessionInfo, make_launcher
+from .base import SESSION_DOWN_HEADER, Launcher, LauncherError, Profile, Progress, SessionInfo, make_launcher
 
-__all__ = ["SESSION_DOWN_HEADER", "Launcher", "LauncherError", "SessionInfo", "make_launcher"]
+__all__ = ["SESSION_DOWN_HEADER", "Launcher", "LauncherError", "Profile", "Progress", "SessionInfo", "make_launcher"]

@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from hebi_common.config import HebiConfig
-from hebi_common.identity import Identity
+from hebi_common.identity import Identity, check_username
 
 State = Literal["starting", "running", "stopped", "failed"]
+#: The steps of a start, in order, as every backend reports them (Launcher.progress).
+Step = Literal["requested", "scheduled", "pulling", "pulled", "started", "ready", "failed"]
+STEPS: tuple[str, ...] = ("requested", "scheduled", "pulling", "pulled", "started", "ready", "failed")
 #: Set by the session's router (nginx, or session_router) on its own answer for a service of the
 #: session that does not answer, so the gateway can tell it from the service's own 502, and restart.
 SESSION_DOWN_HEADER = "X-Hebi-Session-Down"
@@ -36,14 +39,41 @@ class SessionInfo:
                 "backend": self.backend, "detail": self.detail}
 
 
+@dataclass(frozen=True)
+class Progress:
+    """One step of a session's start, from the backend's real state (never a formula of elapsed time)."""
+
+    step: Step
+    message: str
+    at: float
+
+    def public_json(self) -> dict:
+        return {"step": self.step, "message": self.message, "at": self.at}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A kind of session the admin offers (resources, where it runs); the user picks one at start."""
+
+    name: str
+    display_name: str
+    description: str = ""
+    default: bool = False
+
+    def public_json(self) -> dict:
+        return {"name": self.name, "display_name": self.display_name, "description": self.description,
+                "default": self.default}
+
+
 class Launcher(ABC):
     """Runs one session per user. Implementations are blocking; async callers use a thread."""
 
     name: str = ""
 
     @abstractmethod
-    def start(self, identity: Identity) -> SessionInfo:
-        """Start the user's session (or return it if already running) and wait until it answers."""
+    def start(self, identity: Identity, profile: str | None = None) -> SessionInfo:
+        """Start the user's session (or return it if already running) and wait until it answers.
+        ``profile`` names one of profiles() (None: the user's last choice, else the default)."""
 
     @abstractmethod
     def stop(self, user: str) -> bool:
@@ -61,9 +91,55 @@ class Launcher(ABC):
     def logs(self, user: str, lines: int = 100) -> str:
         """The last lines of the session's logs."""
 
+    def profiles(self) -> list[Profile]:
+        """The kinds of session offered; empty when the backend has no choice to make."""
+        return []
+
+    def last_profile(self, user: str) -> str | None:
+        """The profile the user chose last, to pre-select it (None: never chose, or no profiles)."""
+        return None
+
+    def progress(self, user: str) -> list[Progress]:
+        """The steps the user's current (or last) start has reached, oldest first. Backends without
+        their own know only what status() says."""
+        info = self.status(user)
+        at = info.started_at or 0.0
+        if info.state == "running":
+            return [Progress("requested", "session requested", at), Progress("ready", "session ready", at)]
+        if info.state == "starting":
+            return [Progress("requested", "session requested", at)]
+        if info.state == "failed":
+            return [Progress("requested", "session requested", at), Progress("failed", info.detail or "failed", at)]
+        return []
+
+    def close(self) -> None:
+        """Let go of what the launcher holds (the kubernetes one: its watches)."""
+        return None
+
+    def health(self) -> dict:
+        """The launcher's own health for the gateway's /gateway/health: ``ok`` and, when not, why."""
+        return {"ok": True}
+
+    def check_container_start(self, identity: Identity, profile: str | None) -> str:
+        """What a launcher running sessions in containers checks first: the user name, the profile, and a
+        uid to run as. Returns the user name."""
+        user = check_username(identity.user)
+        self.check_profile(profile)
+        if identity.uid is None:
+            raise LauncherError(f"{user} has no uid, and a session in a container runs as its account's uid: "
+                                f"give one with hebi-gateway adduser {user} --uid UID")
+        return user
+
+    def check_profile(self, profile: str | None) -> None:
+        """Refuse a profile the backend does not offer (a backend without profiles takes none)."""
+        if profile is not None and profile not in {p.name for p in self.profiles()}:
+            raise LauncherError(f"no session profile {profile!r}" + (
+                f"; the profiles are {', '.join(p.name for p in self.profiles())}" if self.profiles() else ""))
+
 
 #: The backends by ``launcher.backend``, imported only when chosen: the interface imports none of them.
-BACKENDS = {"local": "pod_launcher.local:LocalLauncher", "podman": "pod_launcher.podman:PodmanLauncher"}
+BACKENDS = {"local": "pod_launcher.local:LocalLauncher", "podman": "pod_launcher.podman:PodmanLauncher",
+            "kubernetes": "pod_launcher.kubernetes:KubernetesLauncher"}
 
 
 def make_launcher(config: HebiConfig, config_path: str | None = None) -> Launcher:

@@ -1,7 +1,7 @@
 """The ``local`` launcher: a user's session as processes on this machine.
 
 Per user, under ``launcher.local.state_dir/<user>/``: the parts of the session contract
-(pod_launcher.spec): the API and the dataserver (gunicorn, each on a Unix socket), and nginx on a third
+(pod_launcher.spec): the API and the dataserver (one process each, hebi_common.serve, on a Unix socket), and nginx on a third
 socket serving the web app and routing /api/ and /data/ with the session image's own config file. Where
 nginx is missing and allowed to be (``nginx: auto``), a small Python router serves the same routes
 instead. The folder is 0700, so only this account reaches the sockets; the record ``session.json`` holds
@@ -81,8 +81,9 @@ class LocalLauncher(Launcher):
 
     # -- the interface ------------------------------------------------------------------------------
 
-    def start(self, identity: Identity) -> SessionInfo:
+    def start(self, identity: Identity, profile: str | None = None) -> SessionInfo:
         user = check_username(identity.user)
+        self.check_profile(profile)
         current = self.status(user)
         if current.state == "running":
             return current
@@ -112,7 +113,8 @@ class LocalLauncher(Launcher):
         try:
             for part in SESSION.services:
                 service = SOCKETS[part.name]
-                processes[service] = self._spawn(folder, service, part.command(f"unix:{sockets[service]}", python), env)
+                processes[service] = self._spawn(folder, service, part.command(f"unix:{sockets[service]}", python),
+                                                 dict(env, **dict(part.env)))
             router, processes["router"] = self._start_router(folder, sockets, python, env)
         except Exception:
             self._kill(processes)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import http.client
 import json
 import os
 import secrets
@@ -32,7 +31,7 @@ from hebi_common.session import StateFolderError, session_state_dir
 
 from .base import Launcher, LauncherError, SessionInfo
 from .objects import INSTANCE_LABEL, USER_LABEL, MountedRoot, PodSettings, make_pod, pod_name, safe_name, scratch_volume
-from .spec import SESSION
+from .spec import SESSION, probe
 
 RECORD = "session.json"
 ADDRESSES = "addresses.json"
@@ -52,11 +51,8 @@ class PodmanLauncher(Launcher):
 
     # -- the interface ------------------------------------------------------------------------------
 
-    def start(self, identity: Identity) -> SessionInfo:
-        user = check_username(identity.user)
-        if identity.uid is None:
-            raise LauncherError(f"{user} has no uid, and a session in a container runs as its account's uid: "
-                                f"give one with hebi-gateway adduser {user} --uid UID")
+    def start(self, identity: Identity, profile: str | None = None) -> SessionInfo:
+        user = self.check_container_start(identity, profile)
         current = self.status(user)
         if current.state == "running":
             return current
@@ -271,7 +267,7 @@ class PodmanLauncher(Launcher):
                 raise LauncherError(f"the session of {user} failed to start: {info.detail}\n{tail}")
             try:
                 header = sign_identity(identity, secret)
-                answers = [(path, _probe(address, SESSION.router.port, path, header)) for path in SESSION.readiness_paths]
+                answers = [(path, probe(address, SESSION.router.port, path, header)) for path in SESSION.readiness_paths]
                 failing = [f"{path}: {answer}" for path, answer in answers if answer != "HTTP 200"]
                 if not failing:
                     return
@@ -285,19 +281,8 @@ class PodmanLauncher(Launcher):
                             f"{self.config.launcher.start_timeout:.0f} s ({last})\n{tail}")
 
 
-def _probe(address: str, port: int, path: str, identity_header: str) -> str:
-    connection = http.client.HTTPConnection(address, port, timeout=2)
-    try:
-        connection.request("GET", path, headers={"X-Hebi-Identity": identity_header})
-        answer = connection.getresponse()
-        answer.read()
-        return f"HTTP {answer.status}"
-    finally:
-        connection.close()
-
-
 def _in_use(address: str) -> bool:
     """Whether something already listens on the session's port at ``address`` (another hebi's pod)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.2)
-        return probe.connect_ex((address, SESSION.router.port)) == 0
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((address, SESSION.router.port)) == 0

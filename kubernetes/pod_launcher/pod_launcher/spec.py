@@ -7,14 +7,15 @@ this module says how they are called, so images and launchers cannot drift apart
 """
 from __future__ import annotations
 
+import http.client
 from dataclasses import dataclass
 
-from hebi_common.identity import Identity
+from hebi_common.identity import HEADER, Identity
 
-#: How the Python services run: one gunicorn worker with threads (a session serves one user). Kept here
-#: alone so every launcher runs the services the same way.
-GUNICORN_ARGS = ("--worker-class", "gthread", "--threads", "8", "--workers", "1", "--graceful-timeout", "5",
-                 "--timeout", "120", "--log-level", "warning")
+#: How the Python services run: gunicorn's threaded worker as the service's only process, through
+#: hebi_common.serve (a session serves one user; supervising is the launcher's or the runtime's). These
+#: are gunicorn's options. Kept here alone so every launcher runs the services the same way.
+GUNICORN_ARGS = ("--threads", "8", "--graceful-timeout", "5", "--timeout", "120", "--log-level", "warning")
 
 #: Where things are inside a part's container (the images provide the programs: python3 with hebi's
 #: packages on PATH, and hebi-web's entrypoint; the launcher mounts the rest). Roots and the state folder
@@ -40,12 +41,14 @@ class Part:
     app: str = ""
     #: Whether the part reads the user's roots, the state folder, the configuration and the secret.
     session_files: bool = True
+    #: Environment of this part alone, on top of the session's.
+    env: tuple[tuple[str, str], ...] = ()
 
     def command(self, bind: str, python: str = "python3") -> list[str]:
         """The argv of a Python service listening on ``bind`` (``unix:/path`` or ``host:port``)."""
         if not self.app:
             raise ValueError(f"{self.name} is not a Python service")
-        return [python, "-m", "gunicorn", "--bind", bind, *GUNICORN_ARGS, self.app]
+        return [python, "-m", "hebi_common.serve", "--bind", bind, *GUNICORN_ARGS, self.app]
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,10 @@ class SessionSpec:
 
 SESSION = SessionSpec(parts=(
     Part("web", image="web", port=8080, health="/api/health", session_files=False),
-    Part("api", image="api", port=8081, health="/api/health", app="hebi_api.app:create_app()"),
+    # GridEngine's libdrmaa (jobs backend drmaa) needs more static TLS than glibc keeps spare, and only
+    # from the start of the process: without it, loading the library fails inside a running API.
+    Part("api", image="api", port=8081, health="/api/health", app="hebi_api.app:create_app()",
+         env=(("GLIBC_TUNABLES", "glibc.rtld.optional_static_tls=16384"),)),
     Part("dataserver", image="dataserver", port=8082, health="/data/",
          app="hebi_dataserver.app:create_app()"),
 ))
@@ -104,3 +110,16 @@ def session_environment(identity: Identity, state_dir: str, config_path: str, *,
     if config_path:
         env["HEBI_CONFIG"] = config_path
     return env
+
+
+def probe(address: str, port: int, path: str, identity_header: str) -> str:
+    """One readiness probe of a session as the gateway will reach it (through its router, with the
+    signed identity), for the launchers that find their sessions at an address: its answer, "HTTP 200"."""
+    connection = http.client.HTTPConnection(address, port, timeout=2)
+    try:
+        connection.request("GET", path, headers={HEADER: identity_header})
+        answer = connection.getresponse()
+        answer.read()
+        return f"HTTP {answer.status}"
+    finally:
+        connection.close()
