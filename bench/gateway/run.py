@@ -1,12 +1,19 @@
-"""bench/gateway: authenticated throughput of hebi's gateway against configurable-http-proxy (CHP).
+"""bench/gateway: hebi's gateway against configurable-http-proxy (CHP), and a big body end to end.
 
-In one run, on this machine: a trivial Node upstream; CHP routing to it; hebi's gateway (the real app,
-login cookie checked and identity signed on every request) routing to it. wrk drives each in turn for
-the same time and connection count, alternating rounds so noise falls on both. Prints requests/s and
-the ratio hebi / CHP (the later goal is >= 1.5).
+Throughput, in one run on this machine: a trivial Node upstream; CHP routing to it (no login at all);
+hebi's gateway (the real app: login cookie checked and identity signed for every request) routing to
+it, once proxying itself (Python) and once behind its nginx front (gateway.front, the Python gateway
+answering nginx's route checks). wrk drives each in turn for the same time and connections, rounds
+alternating so noise falls on all. Prints requests/s, p99 latency, and the ratios to CHP (issue 12's
+goals: the front at least 3x CHP's rate, its p99 no worse than CHP's).
 
-    .venv/bin/python bench/gateway/run.py [--seconds 5] [--connections 10] [--rounds 3]
-Needs: wrk (scripts/install-system.sh wrk), node, and `npm install` in bench/gateway (done if missing).
+Big body: the real system (scripts/local_system.py, a local session: its nginx and dataserver) serves
+one 2048x2048 float32 frame as h5web asks for it (format=bin), through the Python gateway and through
+the front, against an in-process h5py read of the same frame (goal: at most 2x).
+
+    .venv/bin/python bench/gateway/run.py [--seconds 5] [--connections 10] [--rounds 3] [--frames 30]
+Needs: wrk and nginx (scripts/install-system.sh wrk nginx), node, and `npm install` in bench/gateway
+(done if missing), and the web app built (make demo or make test build it).
 """
 from __future__ import annotations
 
@@ -57,34 +64,36 @@ class FixedSession(Launcher):
     def list(self): return []
     def logs(self, user, lines=100): return ""
 
-config = HebiConfig.model_validate({"gateway": {"state_dir": sys.argv[3]}})
+config = HebiConfig.model_validate({"gateway": {"state_dir": sys.argv[3],
+                                               "front": {"enabled": sys.argv[4] == "front"}}})
 serve_app(create_app(config, FixedSession()), "127.0.0.1", int(sys.argv[1]))
 '''
 
 
-def wrk(url: str, seconds: int, connections: int, headers: list[str]) -> float:
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", *sum((["-H", h] for h in headers), []), url]
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, seconds: int, connections: int, headers: list[str]) -> tuple[float, float, int]:
+    """Requests per second, the p99 latency in ms, and the socket errors wrk saw (printed, not hidden)."""
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *sum((["-H", h] for h in headers), []), url]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out:
-        raise RuntimeError(f"errors under load at {url}:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        raise RuntimeError(f"error answers under load at {url}:\n{out}")
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    return (float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), float(p99.group(1)) * UNITS[p99.group(2)],
+            sum(int(n) for n in errors.groups()) if errors else 0)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description="hebi gateway vs configurable-http-proxy")
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    for tool in ("wrk", "node", "npm"):
-        if not shutil.which(tool):
-            print(f"bench/gateway needs {tool}", file=sys.stderr)
-            return 2
-    if not (HERE / "node_modules" / ".bin" / "configurable-http-proxy").exists():
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE, check=True)
+def login(url: str, user: str, password: str) -> str:
+    import requests
+    answer = requests.post(f"{url}/gateway/login", allow_redirects=False, data={"username": user, "password": password})
+    return answer.cookies["hebi_session"]
 
+
+def throughput(args) -> None:
     state = Path(tempfile.mkdtemp(prefix="hebi-bench-gw-"))
-    ports = {name: free_port() for name in ("upstream", "chp", "chp_api", "hebi")}
+    ports = {name: free_port() for name in ("upstream", "chp", "chp_api", "hebi", "front")}
     upstream = f"http://127.0.0.1:{ports['upstream']}"
     processes = []
     try:
@@ -94,37 +103,144 @@ def main() -> int:
              "--port", str(ports["chp"]), "--api-ip", "127.0.0.1", "--api-port", str(ports["chp_api"]),
              "--default-target", upstream, "--log-level", "warn"],
             env=dict(os.environ, CONFIGPROXY_AUTH_TOKEN="bench"), stdout=subprocess.DEVNULL))
-        processes.append(subprocess.Popen([sys.executable, "-c", GATEWAY, str(ports["hebi"]), upstream, str(state)],
-                                          stdout=subprocess.DEVNULL))
+        for name in ("hebi", "front"):
+            (state / name).mkdir()
+            processes.append(subprocess.Popen([sys.executable, "-c", GATEWAY, str(ports[name]), upstream,
+                                               str(state / name), name], stdout=subprocess.DEVNULL))
         for port in ports.values():
             wait_for(port)
 
         import requests
 
         from hebi_gateway.accounts import UsersFile
-        UsersFile(state / "users.yaml").set_password("alice", "bench-password")
-        login = requests.post(f"http://127.0.0.1:{ports['hebi']}/gateway/login", allow_redirects=False,
-                              data={"username": "alice", "password": "bench-password"})
-        cookie = f"Cookie: hebi_session={login.cookies['hebi_session']}"
-        assert requests.get(f"http://127.0.0.1:{ports['hebi']}/x", headers={"Cookie": cookie[8:]}).text == "ok"
+        cookies = {}
+        for name in ("hebi", "front"):
+            UsersFile(state / name / "users.yaml").set_password("alice", "bench-password")
+            url = f"http://127.0.0.1:{ports[name]}"
+            cookies[name] = f"Cookie: hebi_session={login(url, 'alice', 'bench-password')}"
+            assert requests.get(f"{url}/x", headers={"Cookie": cookies[name][8:]}).text == "ok"
+        time.sleep(2)  # the front's reload for the new session's pool is over before wrk begins
 
-        direct, chp, hebi = [], [], []
+        runs: dict[str, list[tuple[float, float, int]]] = {"direct": [], "chp": [], "hebi": [], "front": []}
         for _ in range(args.rounds):
-            direct.append(wrk(upstream + "/", args.seconds, args.connections, []))
-            chp.append(wrk(f"http://127.0.0.1:{ports['chp']}/", args.seconds, args.connections, []))
-            hebi.append(wrk(f"http://127.0.0.1:{ports['hebi']}/", args.seconds, args.connections, [cookie]))
+            runs["direct"].append(wrk(upstream + "/", args.seconds, args.connections, []))
+            runs["chp"].append(wrk(f"http://127.0.0.1:{ports['chp']}/", args.seconds, args.connections, []))
+            for name in ("hebi", "front"):
+                runs[name].append(wrk(f"http://127.0.0.1:{ports[name]}/", args.seconds, args.connections, [cookies[name]]))
         med = statistics.median
+        rate = {name: med(r for r, _, _ in found) for name, found in runs.items()}
+        p99 = {name: med(p for _, p, _ in found) for name, found in runs.items()}
+        errors = {name: sum(e for _, _, e in found) for name, found in runs.items()}
         print(f"gateway throughput, {args.connections} connections, {args.rounds} rounds of {args.seconds} s "
-              f"(medians, requests/s)")
-        print(f"  upstream direct                   {med(direct):9.0f}")
-        print(f"  configurable-http-proxy (no auth) {med(chp):9.0f}")
-        print(f"  hebi gateway (cookie + identity)  {med(hebi):9.0f}")
-        print(f"  ratio hebi / CHP                  {med(hebi) / med(chp):9.2f}   (goal of a later issue: >= 1.5)")
+              f"(medians)")
+        print(f"  {'':44} {'requests/s':>11} {'p99 ms':>8} {'socket errors (all rounds)':>27}")
+        for name, label in (("direct", "upstream direct"), ("chp", "configurable-http-proxy (no login)"),
+                            ("hebi", "hebi gateway alone (cookie + identity)"),
+                            ("front", "hebi behind its nginx front (same checks)")):
+            print(f"  {label:44} {rate[name]:11.0f} {p99[name]:8.2f} {errors[name]:27d}")
+        print(f"  ratio front / CHP   {rate['front'] / rate['chp']:6.2f}   (goal >= 3)")
+        print(f"  ratio gateway alone / CHP {rate['hebi'] / rate['chp']:6.2f}")
+        print(f"  p99 front / CHP     {p99['front'] / p99['chp']:6.2f}   (goal <= 1)")
     finally:
-        for process in reversed(processes):  # the gateway first, so it never sees its upstream vanish
+        for process in reversed(processes):  # the gateways first, so they never see their upstream vanish
             process.terminate()
             process.wait(10)
         shutil.rmtree(state, ignore_errors=True)
+
+
+SIDE = 2048
+
+
+def big_body(args) -> None:
+    """One 2048x2048 float32 frame through gateway and session (each way) against in-process h5py."""
+    import http.client
+
+    import h5py
+    import numpy as np
+
+    sys.path.insert(0, str(HERE.parent.parent / "scripts"))
+    import local_system
+
+    base = Path(tempfile.mkdtemp(prefix="hebi-bench-big-"))
+    gateways = {}
+    try:
+        users = base / "users"
+        data = users / "alice" / "data"
+        data.mkdir(parents=True)
+        path = data / "frames.h5"
+        rng = np.random.default_rng(1)
+        with h5py.File(path, "w") as f:
+            f.create_dataset("data", data=rng.random((args.frames, SIDE, SIDE), dtype=np.float32),
+                             chunks=(1, SIDE, SIDE))
+        for name, front in (("gateway", False), ("front", True)):
+            config_path = local_system.write_config(base / name, users_root=users, front=front)
+            local_system.add_user(config_path, "alice", "bench-password")
+            gateways[name] = local_system.Gateway(config_path, timeout=60)
+
+        query = "/data/data?file=data/frames.h5&path=/data&format=bin&dtype=safe&selection={i},:,:"
+        h5 = h5py.File(path, "r", locking=False)
+        times: dict[str, list[float]] = {"h5py": [], "gateway": [], "front": []}
+        connections = {}
+        for name, gateway in gateways.items():
+            cookie = login(gateway.url.rstrip("/"), "alice", "bench-password")
+            host, port = gateway.url.rstrip("/").removeprefix("http://").split(":")
+            connection = http.client.HTTPConnection(host, int(port), timeout=120)
+            connections[name] = (connection, {"Cookie": f"hebi_session={cookie}", "Accept": "application/octet-stream"})
+            deadline = time.monotonic() + 120
+            while True:  # the session starts with the first request
+                connection.request("GET", query.format(i=0), headers=connections[name][1])
+                answer = connection.getresponse()
+                body = answer.read()
+                if answer.status == 200 and len(body) == SIDE * SIDE * 4:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name}: {answer.status} {body[:300]!r}")
+                time.sleep(0.5)
+        for _ in range(args.rounds):
+            for i in range(args.frames):
+                h5["data"][i]  # warm: every way reads from the page cache
+                start = time.perf_counter()
+                frame = h5["data"][i]
+                times["h5py"].append(time.perf_counter() - start)
+                for name, (connection, headers) in connections.items():
+                    start = time.perf_counter()
+                    connection.request("GET", query.format(i=i), headers=headers)
+                    answer = connection.getresponse()
+                    body = answer.read()
+                    times[name].append(time.perf_counter() - start)
+                    assert answer.status == 200 and np.array_equal(np.frombuffer(body, "<f4").reshape(SIDE, SIDE), frame)
+        med = {name: statistics.median(found) * 1000 for name, found in times.items()}
+        print(f"\nbig body: one 2048x2048 float32 frame (16 MiB, format=bin), median of {len(times['h5py'])} reads")
+        print(f"  h5py in-process ds[i]                          {med['h5py']:7.1f} ms")
+        print(f"  gateway alone -> session nginx -> dataserver    {med['gateway']:7.1f} ms   "
+              f"{med['gateway'] / med['h5py']:5.2f}x h5py")
+        print(f"  nginx front -> session nginx -> dataserver      {med['front']:7.1f} ms   "
+              f"{med['front'] / med['h5py']:5.2f}x h5py   (goal <= 2)")
+    finally:
+        for gateway in gateways.values():
+            local_system.stop_all_sessions(gateway.config_path)
+            gateway.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="hebi gateway vs configurable-http-proxy, and a big body")
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=30, help="frames of the big-body dataset (16 MiB each)")
+    parser.add_argument("--only", choices=("throughput", "big-body"))
+    args = parser.parse_args()
+    for tool in ("wrk", "node", "npm", "nginx"):
+        if not shutil.which(tool) and not Path("/usr/sbin", tool).exists():
+            print(f"bench/gateway needs {tool}", file=sys.stderr)
+            return 2
+    if not (HERE / "node_modules" / ".bin" / "configurable-http-proxy").exists():
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE, check=True)
+    if args.only != "big-body":
+        throughput(args)
+    if args.only != "throughput":
+        big_body(args)
     return 0
 
 

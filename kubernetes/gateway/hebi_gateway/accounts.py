@@ -148,6 +148,17 @@ class UsersFile:
                           **{k: v for k, v in ((current.__dict__ if current else {}) | fields).items()
                              if k not in ("name", "password")})
         accounts[name] = account
+        self._write(accounts)
+
+    def remove(self, name: str) -> bool:
+        """Remove account ``name`` (False: there was none). Its files and uid stay the host's business."""
+        accounts = dict(self._load())
+        if accounts.pop(name, None) is None:
+            return False
+        self._write(accounts)
+        return True
+
+    def _write(self, accounts: dict[str, Account]) -> None:
         document = {"users": {n: {k: v for k, v in a.__dict__.items() if k != "name" and v not in (None, "", [])}
                               for n, a in sorted(accounts.items())}}
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,34 +11,49 @@ path of this site, throttled logins, and the security headers on every response.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import unicodedata
+import os
+import signal
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from aiohttp import web
-from yarl import URL
 
 from hebi_common.config import HebiConfig
 from hebi_common.errors import UserError
-from hebi_common.identity import HEADER, RESERVED_HEADERS, Identity, IdentityError, check_username, sign_identity
+from hebi_common.identity import HEADER, RESERVED_HEADERS, Identity, sign_identity
 from hebi_common.proxy import ClientBodyIdle, Upstreams, UpstreamUnavailable, forward
 from pod_launcher import SESSION_DOWN_HEADER, Launcher, LauncherError, SessionInfo, make_launcher
 
-from .accounts import Account, UsersFile, password_stamp
-from .logins import LoginStore
-from .pages import failed_page, login_page, refused_page, starting_page
+from . import admin_api, culler, operations, progress
+from .accounts import UsersFile
+from .auth import Authenticator, make_authenticator
+from .auth.web import CONFIG, COOKIE
+from .auth.web import body_idle as _body_idle
+from .auth.web import client_address as _client_address
+from .auth.web import html as _html
+from .auth.web import normal_origin as _normal_origin
+from .auth.web import own_origin as _own_origin
+from .culler import CULLER, Activity, Culler
+from .front import FRONT_HEADERS, ORIGINAL_METHOD, PEER_HEADER, ROUTE_PATH, UPSTREAM_HEADER, Front, nginx_upstream
+from .limits import StartLimits, StartRefused
+from .logins import Login, LoginStore
+from .pages import LOGIN_SCRIPT, LOGIN_SCRIPT_PATH, add_script, busy_page, culled_page, failed_page, refused_page, starting_page
+from .profiles import install_picker, picker_for
 from .sessions import SessionTable
 from .throttle import LoginThrottle
 
-COOKIE = "hebi_session"
 log = logging.getLogger("hebi.gateway")
-CONFIG, USERS, LOGINS, SESSIONS, UPSTREAMS, THROTTLE = (
-    web.AppKey(n, object) for n in ("config", "users", "logins", "sessions", "upstreams", "throttle"))
-#: Client headers the session must never see: identity claims, and forwarding claims the gateway sets.
+USERS, LOGINS, SESSIONS, UPSTREAMS, THROTTLE, AUTH, DROP, FRONT = (
+    web.AppKey(n, object) for n in ("users", "logins", "sessions", "upstreams", "throttle", "auth", "drop", "front"))
+#: Client headers the session must never see: identity claims, forwarding claims the gateway sets, and
+#: the nginx front's own (its secret must not reach a session's code).
 DROPPED_HEADERS = RESERVED_HEADERS + ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded",
-                                      "cookie")  # sent on without the gateway's own cookie
+                                      "cookie") + FRONT_HEADERS  # cookies go on without the gateway's own
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+#: Seconds between two readings of what the nginx front carried into the metrics (Front.collect).
+FRONT_METRICS_INTERVAL = 2.0
 #: The built web app loads only its own scripts (no inline ones), but h5web's array maths (ndarray-ops)
 #: compiles functions with Function(), which needs 'unsafe-eval'; h5web and React set styles inline, and
 #: images and downloads are made from blobs. No page of hebi may be framed (clickjacking).
@@ -54,7 +69,10 @@ def create_app(config: HebiConfig, launcher: Launcher | None = None, config_path
     state = Path(config.gateway.state_dir)
     settings = config.gateway
     # client_max_size limits only the login form; proxied bodies stream.
-    app = web.Application(client_max_size=64 * 1024, middlewares=[user_errors, same_origin_only])
+    middlewares = [user_errors, same_origin_only]
+    if settings.front.enabled:
+        middlewares.insert(0, through_front)
+    app = web.Application(client_max_size=64 * 1024, middlewares=middlewares)
     app[CONFIG] = config
     app[USERS] = UsersFile(state / "users.yaml")
     app[LOGINS] = LoginStore(state / "logins.json", settings.login_max_age)
@@ -64,15 +82,39 @@ def create_app(config: HebiConfig, launcher: Launcher | None = None, config_path
         free_per_account=settings.login_free_failures, free_per_address=settings.login_free_failures_per_address,
         delay=settings.login_delay, max_delay=settings.login_max_delay, window=settings.login_failure_window,
         entries=settings.login_throttle_entries)
+    # The one login seam: the configured method adds its routes (/gateway/login, ...) and says who is in.
+    auth = app[AUTH] = make_authenticator(config, app[LOGINS], app[USERS], app[THROTTLE])
+    app[DROP] = DROPPED_HEADERS + auth.dropped_headers
+    if settings.front.enabled:
+        # nginx carries the proxied requests (hebi_gateway.front); they reach this process only when it
+        # must answer them itself. The login headers key its cache of route answers.
+        app[FRONT] = Front(config, state, app[DROP], ("authorization",) + auth.dropped_headers, SECURITY_HEADERS, COOKIE,
+                           lambda: {nginx_upstream(info.url) for info in app[SESSIONS].running()})
+        app.router.add_get(ROUTE_PATH, route)
+        app.cleanup_ctx.append(_front_lifetime)
     app.on_response_prepare.append(_add_security_headers)
-    app.router.add_get("/gateway/health", health)
-    app.router.add_get("/gateway/login", show_login)
-    app.router.add_post("/gateway/login", do_login)
-    app.router.add_post("/gateway/logout", do_logout)
+    # /gateway/health and /gateway/metrics (docs/admin.md, Operations), before the proxy takes every path.
+    operations.install(app, settings, app[SESSIONS], operations.admin_check(auth))
+    # Limits and culling (docs/admin.md), counted in the metrics.
+    metrics = app[operations.METRICS]
+    app[SESSIONS].admit = StartLimits(settings, lambda limit: metrics.refused_starts.labels(limit).inc()).admit
+    culler.install(app, Culler(settings, app[SESSIONS], Activity(state), app[UPSTREAMS].forget,
+                               lambda reason: metrics.culls.labels(reason).inc()))
+    auth.add_routes(app)
+    # /gateway/api/: sessions, local accounts and scoped tokens (docs/admin.md, "Admin API and tokens").
+    admin_api.install(app, auth, app[SESSIONS], app[USERS], app[LOGINS], app[UPSTREAMS].forget)
+    # /gateway/progress: the start's real steps for the starting page (Launcher.progress).
+    progress.install(app, _logged_in, lambda app: app[SESSIONS].launcher,
+                     lambda app: app[CONFIG].launcher.start_timeout + 30)
+    # /gateway/start: the profile picker's form (docs/admin.md, "Session profiles").
+    install_picker(app, _logged_in, lambda app: app[SESSIONS])
+    add_script(app, LOGIN_SCRIPT_PATH, LOGIN_SCRIPT)
     app.router.add_route("*", "/{tail:.*}", proxy)
 
     async def close(app: web.Application) -> None:
         await app[UPSTREAMS].close()
+        # The launcher's own holdings (the kubernetes one's watch threads), so the process can end.
+        await asyncio.to_thread(app[SESSIONS].launcher.close)
     app.on_cleanup.append(close)
     return app
 
@@ -101,7 +143,7 @@ async def same_origin_only(request: web.Request, handler) -> web.StreamResponse:
     log.warning("refused %s %s from origin %r (site %r), %s", request.method, request.path,
                 request.headers.get("Origin", "")[:100], request.headers.get("Sec-Fetch-Site", ""),
                 _client_address(request))
-    if request.path.startswith("/gateway/"):
+    if request.path.startswith("/gateway/") and not request.path.startswith("/gateway/api/"):
         return _html(refused_page(), 403)
     raise UserError("refused: this request came from a page of another origin than this hebi's", 403)
 
@@ -115,38 +157,61 @@ def _same_origin(request: web.Request) -> bool:
     return site is None or site == "same-origin"
 
 
-def _forwarded(request: web.Request, name: str) -> str:
-    """A forwarding header of the trusted proxy in front of the gateway ('' when it is not trusted)."""
-    if not request.app[CONFIG].gateway.trust_forwarded_proto:
-        return ""
-    return request.headers.get(name, "").split(",")[-1].strip()
+@web.middleware
+async def through_front(request: web.Request, handler) -> web.StreamResponse:
+    """A request the nginx front sent: its client is the one the front saw, not the front itself."""
+    front: Front = request.app[FRONT]
+    if front.from_front(request) and request.headers.get(PEER_HEADER):
+        request = request.clone(remote=request.headers[PEER_HEADER])
+    return await handler(request)
 
 
-def _own_origin(request: web.Request) -> str | None:
-    """The gateway's origin as the browser sees it: scheme, host and port."""
-    scheme = _forwarded(request, "X-Forwarded-Proto") or request.scheme
-    return _normal_origin(f"{scheme}://{_forwarded(request, 'X-Forwarded-Host') or request.host}")
-
-
-def _normal_origin(value: str) -> str | None:
+async def route(request: web.Request) -> web.Response:
+    """The nginx front's question about one request: 200 with the running session it goes to and the
+    identity to send, or 401 for every other case, which the front then hands to this gateway whole."""
+    front: Front = request.app[FRONT]
+    if not front.is_route_check(request):
+        raise UserError("no such page", 404)
     try:
-        url = URL(value.strip())
-        return f"{url.scheme.lower()}://{url.host.lower()}:{url.port}" if url.scheme and url.host else None
-    except (ValueError, TypeError):
-        return None
+        login = _logged_in(request)
+    except (web.HTTPException, UserError):
+        return web.Response(status=401)  # the login method's own refusal: the gateway answers it, page and all
+    method = request.headers.get(ORIGINAL_METHOD, "GET").upper()
+    if login is None or (method not in SAFE_METHODS and not _same_origin(request)):
+        return web.Response(status=401)
+    user = login.identity.user
+    info = request.app[SESSIONS].cached(user)
+    if info is None or user in request.app[CULLER].pending:
+        return web.Response(status=401)
+    request.app[CULLER].activity.touch(user)
+    address = nginx_upstream(info.url)
+    if address not in front.pools:
+        front.refresh_pools()  # a session new to the front: a keep-alive pool for it
+    return web.Response(status=200, headers={UPSTREAM_HEADER: address,
+                                             HEADER: sign_identity(login.identity, info.secret)})
 
 
-def _client_address(request: web.Request) -> str:
-    return _forwarded(request, "X-Forwarded-For") or request.remote or "?"
+async def _front_lifetime(app: web.Application):
+    """The gateway stops when its front does, so that whatever supervises it restarts both; and the
+    front stops with the gateway (serve_app starts it, once it knows the gateway's own port)."""
+    front: Front = app[FRONT]
 
-
-def _is_https(request: web.Request) -> bool:
-    config: HebiConfig = request.app[CONFIG]
-    if config.gateway.cookie_secure == "always":
-        return True
-    if config.gateway.cookie_secure == "never":
-        return False
-    return request.secure or _forwarded(request, "X-Forwarded-Proto").lower() == "https"
+    async def watch() -> None:
+        while front.process is None:
+            await asyncio.sleep(0.5)
+        code = await asyncio.to_thread(front.process.wait)
+        log.error("the nginx front ended (exit %s): the gateway stops too", code)
+        os.kill(os.getpid(), signal.SIGTERM)
+    async def collect() -> None:
+        metrics = app[operations.METRICS]
+        while True:
+            await asyncio.sleep(FRONT_METRICS_INTERVAL)
+            await asyncio.to_thread(front.collect, metrics.proxied)
+    tasks = [asyncio.create_task(watch()), asyncio.create_task(collect())]
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.to_thread(front.stop)
 
 
 def _wants_html(request: web.Request) -> bool:
@@ -158,91 +223,10 @@ def _wants_html(request: web.Request) -> bool:
     return not request.path.startswith(("/api/", "/data/"))
 
 
-def _safe_next(value: str | None) -> str:
-    """Where to go after logging in: only a path of this site, never a URL a browser reads as another host.
-
-    Browsers drop tabs and newlines inside URLs, strip leading blanks and read '\\' as '/', so
-    '/<TAB>/evil.example' is '//evil.example' to them. The value is judged decoded (until decoding
-    changes nothing more) and refused whole when it holds any blank, control character or backslash,
-    or does not start with exactly one '/' (a space further on is only a space)."""
-    value = value or ""
-    decoded = value
-    for _ in range(4):
-        decoded, previous = unquote(decoded), decoded
-        if decoded == previous:
-            break
-    if (not decoded.startswith("/") or decoded[1:2].isspace() or decoded.startswith(("//", "/gateway/"))
-            or any(ch == "\\" or unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in decoded)):
-        return "/"
-    return quote(value, safe="/?&=#%:@!$'()*+,;~")
-
-
-def _html(text: str, status: int = 200) -> web.Response:
-    response = web.Response(text=text, status=status, content_type="text/html")
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-def _logged_in(request: web.Request) -> Account | None:
-    """The account of the request's login cookie; None when there is none, or its password changed since."""
-    login = request.app[LOGINS].find(request.cookies.get(COOKIE))
-    account = request.app[USERS].get(login.user) if login else None
-    return account if account and login.stamp == password_stamp(account) else None
-
-
-async def show_login(request: web.Request) -> web.Response:
-    next_path = _safe_next(request.query.get("next"))
-    if _logged_in(request):
-        raise web.HTTPSeeOther(next_path)
-    return _html(login_page(next_path))
-
-
-async def do_login(request: web.Request) -> web.Response:
-    try:
-        # The form is small (client_max_size), so its whole arrival is bounded rather than each pause.
-        async with asyncio.timeout(request.app[CONFIG].gateway.body_idle_timeout):
-            form = await request.post()
-    except TimeoutError:
-        return _body_idle(request)
-    name = str(form.get("username", "")).strip()[:40]
-    password = str(form.get("password", ""))
-    next_path = _safe_next(str(form.get("next", "/")))
-    throttle: LoginThrottle = request.app[THROTTLE]
-    address = _client_address(request)
-    wait = throttle.attempt(name, address)
-    if wait:
-        log.warning("login for %r from %s refused: throttled for %d s more", name, address, wait)
-        response = _html(login_page(next_path, f"Too many failed logins. Try again in {wait} seconds.", name), 429)
-        response.headers["Retry-After"] = str(wait)
-        return response
-    account = None
-    try:
-        check_username(name)
-        account = await asyncio.to_thread(request.app[USERS].authenticate, name, password)
-    except IdentityError:
-        pass
-    if account is None:
-        locked = throttle.retry_after(name, address)
-        log.warning("failed login for %r from %s%s", name, address, f"; locked for {locked} s" if locked else "")
-        return _html(login_page(next_path, "Wrong user name or password.", name), status=401)
-    throttle.succeeded(name, address)
-    token = request.app[LOGINS].create(account.name, password_stamp(account))
-    log.info("%s logged in from %s", account.name, address)
-    response = web.HTTPSeeOther(next_path)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="Lax", secure=_is_https(request), path="/",
-                        max_age=request.app[CONFIG].gateway.login_max_age)
-    raise response
-
-
-async def do_logout(request: web.Request) -> web.Response:
-    request.app[LOGINS].end(request.cookies.get(COOKIE))
-    response = web.HTTPSeeOther("/gateway/login")
-    response.del_cookie(COOKIE, path="/")
-    raise response
+def _logged_in(request: web.Request) -> Login | None:
+    """The login of the request, as the configured login method sees it (None: nobody)."""
+    auth: Authenticator = request.app[AUTH]
+    return auth.current(request)
 
 
 def _without_gateway_cookie(cookie_header: str) -> str:
@@ -250,32 +234,39 @@ def _without_gateway_cookie(cookie_header: str) -> str:
     return ";".join(kept).strip()
 
 
-def _body_idle(request: web.Request) -> web.Response:
-    log.warning("%s %s from %s: the request body stopped coming; connection closed", request.method,
-                request.path, _client_address(request))
-    response = web.json_response({"error": "the request body stopped coming; send it again"}, status=408)
-    response.force_close()
-    return response
-
-
 async def proxy(request: web.Request) -> web.StreamResponse:
-    account = _logged_in(request)
-    if account is None:
+    login = _logged_in(request)
+    if login is None:
         if _wants_html(request):
             raise web.HTTPSeeOther("/gateway/login?next=" + quote(request.rel_url.raw_path_qs, safe="/"))
         raise UserError("not logged in", 401)
 
     sessions: SessionTable = request.app[SESSIONS]
-    identity = account.identity()
+    identity = login.identity
     timeout = request.app[CONFIG].launcher.start_timeout + 5
+    if _wants_html(request):
+        # More than one kind of session offered: the user picks one before the start.
+        picker = await picker_for(request, sessions, identity.user)
+        if picker is not None:
+            return picker
     try:
         info = await sessions.find_or_start(identity, wait=not _wants_html(request), timeout=timeout)
+    except StartRefused as err:
+        return _start_refused(request, err)
     except (TimeoutError, LauncherError) as err:
         detail = str(err).splitlines()[0] if str(err) else "the session did not start in time"
         raise UserError(f"your session could not start: {detail}", 503) from None
     if info is None:
-        failure = sessions.failure(account.name)
-        return _html(failed_page(account.name, failure), 503) if failure else _html(starting_page(account.name))
+        failure = sessions.failure(identity.user)
+        if failure:
+            return _html(failed_page(identity.user, failure), 503)
+        return _html(starting_page(identity.user, await request.app[CULLER].notice(identity.user)))
+    request.app[CULLER].activity.touch(identity.user)
+    if identity.user in request.app[CULLER].pending and _wants_html(request):
+        # Culled, and started again by an API call (the open web app's): the first page load says so.
+        notice = await request.app[CULLER].notice(identity.user)
+        if notice:
+            return _html(culled_page(notice, request.rel_url.raw_path_qs))
 
     try:
         response = await _forward(request, identity, info)
@@ -284,12 +275,15 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         # again; one with a body (already being read) cannot, so its sender is told to retry.
         await _restart_if_failed(request, identity, info.url)
         if _wants_html(request):
-            return _html(starting_page(account.name, "Your session had stopped; hebi is starting it again."))
+            culled = await request.app[CULLER].notice(identity.user)
+            return _html(starting_page(identity.user, culled or "Your session had stopped; hebi is starting it again."))
         if request.body_exists:
             raise UserError("your session stopped and was restarted; retry", 503) from None
         try:
             info = await sessions.find_or_start(identity, wait=True, timeout=timeout)
             response = await _forward(request, identity, info)
+        except StartRefused as err:
+            return _start_refused(request, err)
         except (TimeoutError, LauncherError, UpstreamUnavailable):
             raise UserError("your session stopped and could not be restarted; retry in a moment", 503) from None
     except ClientBodyIdle:
@@ -301,12 +295,22 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _start_refused(request: web.Request, err: StartRefused) -> web.Response:
+    """A limit holds the start back: a page that retries by itself for a browser, else JSON; both with Retry-After."""
+    if _wants_html(request):
+        response = _html(busy_page(err.message, err.retry_after), err.status)
+    else:
+        response = web.json_response(err.body(), status=err.status)
+    response.headers["Retry-After"] = str(err.retry_after)
+    return response
+
+
 async def _forward(request: web.Request, identity: Identity, info: SessionInfo) -> web.StreamResponse:
     add = {HEADER: sign_identity(identity, info.secret)}
     cookies = _without_gateway_cookie(request.headers.get("Cookie", ""))
     if cookies:
         add["Cookie"] = cookies
-    return await forward(request, request.app[UPSTREAMS], info.url, drop_headers=DROPPED_HEADERS,
+    return await forward(request, request.app[UPSTREAMS], info.url, drop_headers=request.app[DROP],
                          add_headers=add, body_idle_timeout=request.app[CONFIG].gateway.body_idle_timeout)
 
 
@@ -319,4 +323,5 @@ async def _restart_if_failed(request: web.Request, identity: Identity, url: str)
     log.warning("session of %s at %s is %s (%s); restarting it", identity.user, url, status.state, status.detail)
     sessions.forget(identity.user)
     await request.app[UPSTREAMS].forget(url)
-    await sessions.find_or_start(identity, wait=False, timeout=0)
+    with contextlib.suppress(StartRefused):  # a limit holds it back: the user's next request is told
+        await sessions.find_or_start(identity, wait=False, timeout=0)

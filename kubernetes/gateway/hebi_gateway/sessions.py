@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from hebi_common.identity import Identity
 from pod_launcher import Launcher, LauncherError, SessionInfo
@@ -17,9 +18,15 @@ class SessionTable:
         self._running: dict[str, SessionInfo] = {}
         self._starting: dict[str, asyncio.Task] = {}
         self._failed: dict[str, str] = {}
+        #: Called before a new start begins (limits.StartLimits.admit); raises to refuse it.
+        self.admit: Callable[[str, set[str], Launcher], Awaitable[None]] | None = None
 
     def cached(self, user: str) -> SessionInfo | None:
         return self._running.get(user)
+
+    def running(self) -> list[SessionInfo]:
+        """The sessions known to be running."""
+        return list(self._running.values())
 
     def forget(self, user: str) -> None:
         self._running.pop(user, None)
@@ -27,8 +34,13 @@ class SessionTable:
     def failure(self, user: str) -> str | None:
         return self._failed.get(user)
 
-    async def find_or_start(self, identity: Identity, wait: bool, timeout: float) -> SessionInfo | None:
-        """The running session of ``identity``; starts it if needed. With ``wait=False``, None while it starts."""
+    def starting(self, user: str) -> bool:
+        return user in self._starting
+
+    async def find_or_start(self, identity: Identity, wait: bool, timeout: float,
+                            profile: str | None = None) -> SessionInfo | None:
+        """The running session of ``identity``; starts it if needed (with ``profile``, one of
+        Launcher.profiles; None: the launcher's choice). With ``wait=False``, None while it starts."""
         user = identity.user
         info = self._running.get(user)
         if info is not None:
@@ -39,8 +51,12 @@ class SessionTable:
             if info.state == "running":
                 self._running[user] = info
                 return info
+            if self.admit is not None and user not in self._starting:
+                await self.admit(user, set(self._starting), self.launcher)
+            task = self._starting.get(user)
+        if task is None:
             self._failed.pop(user, None)
-            task = self._starting[user] = asyncio.create_task(self._start(identity))
+            task = self._starting[user] = asyncio.create_task(self._start(identity, profile))
         if not wait:
             await asyncio.sleep(0)
             return self._running.get(user)
@@ -50,11 +66,13 @@ class SessionTable:
             raise LauncherError(self._failed.get(user, "the session did not start"))
         return info
 
-    async def _start(self, identity: Identity) -> None:
+    async def _start(self, identity: Identity, profile: str | None = None) -> None:
         user = identity.user
-        log.info("starting the session of %s", user)
+        log.info("starting the session of %s%s", user, f" (profile {profile})" if profile else "")
         try:
-            info = await asyncio.to_thread(self.launcher.start, identity)
+            # No profile: the launcher's own choice (and launchers without profiles take none).
+            chosen = {"profile": profile} if profile is not None else {}
+            info = await asyncio.to_thread(self.launcher.start, identity, **chosen)
             self._running[user] = info
             log.info("session of %s running at %s", user, info.url)
         except LauncherError as err:
