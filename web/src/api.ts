@@ -1,17 +1,50 @@
 // Talking to the session: every call goes through the gateway, which adds the user's identity.
-// A 401 means the login ended: go back to the login page, then return here.
+// One wrapper (request) for every call of the app: JSON in and out, the API's {"error": ...} as an
+// ApiError, and a 401 (the login ended) sends the browser to the login page, which returns here after.
+import type { components } from './api-schema';
+
+export type Schemas = components['schemas'];
 
 export class ApiError extends Error {
-  constructor(public status: number, message: string) {
+  constructor(public status: number, message: string, public body: Record<string, unknown> | null = null) {
     super(message);
   }
 }
 
-export async function getJson<T>(url: string): Promise<T> {
-  const response = await fetch(url, { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
+/** The login page, coming back to where the user is now (path and hash: the app's place). */
+export function loginUrl(): string {
+  return `/gateway/login?next=${encodeURIComponent(window.location.pathname + window.location.search + window.location.hash)}`;
+}
+
+export function toLogin(): void {
+  window.location.assign(loginUrl());
+}
+
+export interface RequestOptions {
+  method?: string;
+  /** Sent as JSON. */
+  json?: unknown;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** Any API call; resolves to the answer's JSON (null when it has none). */
+export async function request<T>(url: string, options: RequestOptions = {}): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json', ...options.headers };
+  if (options.json !== undefined) headers['Content-Type'] = 'application/json';
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: options.method ?? 'GET', headers, credentials: 'same-origin', signal: options.signal,
+      body: options.json === undefined ? undefined : JSON.stringify(options.json),
+    });
+  } catch (e) {
+    if ((e as Error).name === 'AbortError') throw e;
+    throw new ApiError(0, 'hebi could not be reached. Check your network connection, then try again.');
+  }
   if (response.status === 401) {
-    window.location.assign(`/gateway/login?next=${encodeURIComponent(window.location.pathname + window.location.hash)}`);
-    throw new ApiError(401, 'not logged in');
+    toLogin();
+    throw new ApiError(401, 'Your login has ended: taking you to the login page.');
   }
   let body: unknown = null;
   try {
@@ -20,10 +53,32 @@ export async function getJson<T>(url: string): Promise<T> {
     /* not JSON */
   }
   if (!response.ok) {
-    const message = (body as { error?: string } | null)?.error ?? `${response.status} ${response.statusText}`;
-    throw new ApiError(response.status, message);
+    const data = body as Record<string, unknown> | null;
+    const message = typeof data?.error === 'string' ? data.error : `${response.status} ${response.statusText}`;
+    throw new ApiError(response.status, message, data);
   }
   return body as T;
+}
+
+export function getJson<T>(url: string): Promise<T> {
+  return request<T>(url);
+}
+
+export function postJson<T>(url: string, json?: unknown): Promise<T> {
+  return request<T>(url, { method: 'POST', json });
+}
+
+export function deleteJson<T>(url: string): Promise<T> {
+  return request<T>(url, { method: 'DELETE' });
+}
+
+/** A query string from the values that are set. */
+export function query(values: Record<string, string | number | undefined | null>): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(values)) {
+    if (value !== undefined && value !== null && value !== '') params.set(key, String(value));
+  }
+  return params.toString();
 }
 
 export async function logout(): Promise<void> {
@@ -38,20 +93,11 @@ export interface WhoAmI {
   roots: { name: string; writable: boolean }[];
 }
 
-export interface FileEntry {
-  name: string;
-  type: 'folder' | 'file' | 'other';
-  size: number | null;
-  modified: number;
-  symlink: boolean;
-}
-
-export interface Listing {
-  root: string;
-  path: string;
-  writable: boolean;
-  entries: FileEntry[];
-}
+export type FileEntry = Schemas['FileEntry'];
+export type Listing = Schemas['Listing'];
+export type TrashItem = Schemas['TrashItem'];
+export type Trash = Schemas['Trash'];
+export type FileText = Schemas['FileText'];
 
 export interface PluginSummary {
   name: string;

@@ -1,15 +1,32 @@
-// Jobs: submit a preview or full Savu run, watch every job's state live, cancel, read logs, open outputs.
-import { FormEvent, Fragment, useCallback, useEffect, useState } from 'react';
+// Jobs: submit a preview or full Savu run (paths picked by browsing, from recent runs, or defaults that
+// exist), watch jobs live, filter, search and page through them, clone or resubmit, cancel, read logs,
+// open outputs. The open job, the filters and the page are in the URL: a reload or "back" from the
+// Viewer returns to them; what was typed in the form is kept for the tab (sessionStorage).
+import { FormEvent, Fragment, useCallback, useEffect, useRef, useState } from 'react';
+import { ApiError, WhoAmI } from '../api';
 import {
-  ACTIVE, Job, JobRequest, ModeAvailability, cancelJob, clusterStatus, followLog, jobLog, jobOutputs, listJobs,
-  submitJob, watchJobs,
+  ACTIVE, Job, JobList, JobRequest, ModeAvailability, cancelJob, clusterStatus, followLog, getJob, jobLog, jobOutputs,
+  listJobs, queueSummary, submitJob, watchJobs,
 } from '../jobs/client';
-import { href } from '../route';
+import { PathPicker } from '../jobs/PathPicker';
+import { HDF5, listFolder } from '../files/client';
+import { MessageLine, describe, useMessage } from '../messages';
+import { href, navigate, withParams } from '../route';
 
+const PAGE = 20;
+const STATES = ['queued', 'running', 'finished', 'failed', 'cancelled', 'timeout', 'lost'];
+const DRAFT = 'hebi.jobs.form';
 const STATE_COLOURS: Record<string, string> = {
   queued: '#5a6877', running: '#1f6feb', finished: '#1a7f37', failed: '#b42318', cancelled: '#7a5c00',
   timeout: '#b54708', lost: '#6b21a8', submitting: '#5a6877', unknown: '#5a6877',
 };
+
+interface Form {
+  process_list: string; dataset: string; output: string; name: string; mode: 'preview' | 'full';
+  preview: string; time_limit: string; cores: string; memory_mb: string; queue: string;
+}
+const EMPTY: Form = { process_list: '', dataset: '', output: '', name: '', mode: 'preview', preview: '5',
+                      time_limit: '', cores: '1', memory_mb: '', queue: '' };
 
 function when(seconds: number | null): string {
   return seconds ? new Date(seconds * 1000).toLocaleString() : '';
@@ -32,59 +49,135 @@ function StateBadge({ job }: { job: Job }) {
   );
 }
 
-function SubmitForm({ modes, onSubmitted }: { modes: ModeAvailability[]; onSubmitted: (job: Job) => void }) {
-  const [form, setForm] = useState({ process_list: 'processing/', dataset: 'data/', output: 'output/', name: '',
-                                     mode: 'preview' as 'preview' | 'full', preview: '5', time_limit: '', cores: '1' });
+/** The form's values for running ``job`` again. */
+function formOf(job: Job): Form {
+  const preview = job.preview as unknown;
+  return { ...EMPTY, process_list: job.process_list, dataset: job.dataset, output: job.output, mode: job.mode,
+           name: job.name ? `${job.name} (again)`.slice(0, 100) : '',
+           preview: job.mode === 'preview' && (typeof preview === 'number' || typeof preview === 'string') ? String(preview) : '5',
+           time_limit: job.resources.time_limit ? String(job.resources.time_limit) : '',
+           cores: String(job.resources.cores ?? 1), memory_mb: job.resources.memory_mb ? String(job.resources.memory_mb) : '',
+           queue: job.queue && job.queue !== 'local' ? job.queue : '' };
+}
+
+function requestOf(form: Form): JobRequest {
+  const request: JobRequest = { process_list: form.process_list.trim(), dataset: form.dataset.trim(),
+                                output: form.output.trim(), mode: form.mode, name: form.name.trim() || undefined, resources: {} };
+  if (form.mode === 'preview' && form.preview) request.preview = /^\d+$/.test(form.preview) ? Number(form.preview) : form.preview;
+  const resources = request.resources!;
+  if (form.time_limit) resources.time_limit = /^\d+$/.test(form.time_limit) ? Number(form.time_limit) : form.time_limit;
+  if (form.cores) resources.cores = Number(form.cores);
+  if (form.memory_mb) resources.memory_mb = Number(form.memory_mb);
+  if (form.queue) resources.queue = form.queue;
+  return request;
+}
+
+async function firstFile(root: string, accept: RegExp): Promise<string> {
+  try {
+    const listing = await listFolder(root, '');
+    const found = listing.entries.find((e) => e.type === 'file' && accept.test(e.name));
+    return found ? `${root}/${found.name}` : '';
+  } catch {
+    return '';
+  }
+}
+
+function SubmitForm({ me, modes, recent, preset, onSubmitted }: {
+  me: WhoAmI; modes: ModeAvailability[]; recent: Job[] | null; preset: Form | null; onSubmitted: (job: Job) => void;
+}) {
+  const [form, setForm] = useState<Form>(() => {
+    try {
+      return { ...EMPTY, ...(JSON.parse(sessionStorage.getItem(DRAFT) ?? 'null') as Partial<Form> | null) };
+    } catch {
+      return EMPTY;
+    }
+  });
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const set = (key: keyof typeof form) => (event: { target: { value: string } }) =>
-    setForm({ ...form, [key]: event.target.value });
-  const mode = modes.find((m) => m.mode === form.mode);
+  const filled = useRef(false);
+  const formRef = useRef<HTMLFormElement>(null);
+  const set = (key: keyof Form) => (value: string) => setForm((old) => ({ ...old, [key]: value }));
+  const mode = modes.find((m) => m.mode === form.mode) as (ModeAvailability & { max_memory_mb?: number }) | undefined;
+
+  useEffect(() => {
+    sessionStorage.setItem(DRAFT, JSON.stringify(form));
+  }, [form]);
+
+  useEffect(() => {  // a job cloned, or a list sent here by the editor's "Run this list"
+    if (!preset) return;
+    setForm((old) => ({ ...old, ...Object.fromEntries(Object.entries(preset).filter(([, v]) => v !== '')) }));
+    setError(null);
+    formRef.current?.scrollIntoView({ block: 'nearest' });
+  }, [preset]);
+
+  useEffect(() => {  // defaults that exist: the last run's paths, else the first list and dataset found
+    if (filled.current || recent === null) return;  // null: the jobs are not loaded yet
+    filled.current = true;
+    void (async () => {
+      const last = recent[0];
+      const defaults = {
+        process_list: last?.process_list || await firstFile('processing', /\.nxs$/i),
+        dataset: last?.dataset || await firstFile('data', HDF5),
+        output: last?.output || 'output/runs',
+      };
+      setForm((old) => ({ ...old, process_list: old.process_list || defaults.process_list,
+                          dataset: old.dataset || defaults.dataset, output: old.output || defaults.output }));
+    })();
+  }, [recent]);
 
   async function submit(event: FormEvent) {
     event.preventDefault();
     setError(null);
     setBusy(true);
-    const request: JobRequest = { process_list: form.process_list, dataset: form.dataset, output: form.output,
-                                  mode: form.mode, name: form.name || undefined, resources: {} };
-    if (form.mode === 'preview' && form.preview) {
-      request.preview = /^\d+$/.test(form.preview) ? Number(form.preview) : form.preview;
-    }
-    if (form.time_limit) request.resources!.time_limit = /^\d+$/.test(form.time_limit) ? Number(form.time_limit) : form.time_limit;
-    if (form.cores) request.resources!.cores = Number(form.cores);
     try {
-      onSubmitted(await submitJob(request));
+      onSubmitted(await submitJob(requestOf(form)));
+      setForm((old) => ({ ...old, name: '' }));
     } catch (e) {
-      setError((e as Error).message);
+      setError(describe(e, 'The job was not submitted'));
     } finally {
       setBusy(false);
     }
   }
 
+  const uniq = (key: 'process_list' | 'dataset' | 'output') => [...new Set((recent ?? []).map((job) => job[key]).filter(Boolean))].slice(0, 10);
   return (
-    <form className="job-form" onSubmit={submit} aria-label="Submit a job"
-          style={{ display: 'grid', gridTemplateColumns: 'repeat(auto-fit, minmax(14rem, 1fr))', gap: '.5rem',
-                   marginBottom: '1rem' }}>
-      <label>Process list <input value={form.process_list} onChange={set('process_list')} name="process_list" required /></label>
-      <label>Dataset <input value={form.dataset} onChange={set('dataset')} name="dataset" required /></label>
-      <label>Output folder <input value={form.output} onChange={set('output')} name="output" required /></label>
-      <label>Name <input value={form.name} onChange={set('name')} name="name" placeholder="optional" /></label>
-      <label>Mode{' '}
-        <select value={form.mode} onChange={set('mode')} name="mode">
-          <option value="preview">preview (a few central slices)</option>
-          <option value="full">full</option>
-        </select>
-      </label>
-      {form.mode === 'preview' && (
-        <label>Slices <input value={form.preview} onChange={set('preview')} name="preview"
-                             title="A number of central slices, or a Savu preview such as mid-2:mid+3" /></label>
-      )}
-      <label>Time limit <input value={form.time_limit} onChange={set('time_limit')} name="time_limit"
-                               placeholder={mode ? `${mode.time_limit} s (max ${mode.max_time_limit})` : 'seconds or HH:MM:SS'} /></label>
-      <label>Cores <input value={form.cores} onChange={set('cores')} name="cores" type="number" min={1}
-                          max={mode?.max_cores} /></label>
-      <div><button type="submit" disabled={busy}>{busy ? 'Submitting…' : `Submit ${form.mode}`}</button></div>
-      {error && <p className="error" role="alert" style={{ gridColumn: '1 / -1' }}>{error}</p>}
+    <form ref={formRef} className="job-form" onSubmit={submit} aria-label="Submit a job">
+      <PathPicker me={me} label="Process list" name="process_list" value={form.process_list} onChange={set('process_list')}
+                  pick="file" accept={/\.nxs$/i} startRoot="processing" recent={uniq('process_list')} />
+      <PathPicker me={me} label="Dataset" name="dataset" value={form.dataset} onChange={set('dataset')}
+                  pick="file" accept={/\.(nxs|h5|hdf5?|hdf|tiff?)$/i} folders startRoot="data" recent={uniq('dataset')} />
+      <PathPicker me={me} label="Output folder" name="output" value={form.output} onChange={set('output')}
+                  pick="folder" startRoot="output" recent={uniq('output')} />
+      <div className="job-form-row">
+        <label>Name <input value={form.name} onChange={(e) => set('name')(e.target.value)} name="name" placeholder="optional" /></label>
+        <label>Mode{' '}
+          <select value={form.mode} onChange={(e) => set('mode')(e.target.value)} name="mode">
+            <option value="preview">preview (a few central slices)</option>
+            <option value="full">full</option>
+          </select>
+        </label>
+        {form.mode === 'preview' && (
+          <label>Slices <input value={form.preview} onChange={(e) => set('preview')(e.target.value)} name="preview" size={8}
+                               title="A number of central slices, or a Savu preview such as mid-2:mid+3" /></label>
+        )}
+        <label>Time limit <input value={form.time_limit} onChange={(e) => set('time_limit')(e.target.value)} name="time_limit" size={14}
+                                 placeholder={mode ? `${mode.time_limit} s (max ${mode.max_time_limit})` : 'seconds or HH:MM:SS'} /></label>
+        <label>Cores <input value={form.cores} onChange={(e) => set('cores')(e.target.value)} name="cores" type="number" min={1}
+                            max={mode?.max_cores} style={{ width: '5rem' }} /></label>
+        <label>Memory (MB) <input value={form.memory_mb} onChange={(e) => set('memory_mb')(e.target.value)} name="memory_mb"
+                                  type="number" min={0} max={mode?.max_memory_mb || undefined} style={{ width: '7rem' }}
+                                  placeholder={mode?.max_memory_mb ? `max ${mode.max_memory_mb}` : 'default'} /></label>
+        {mode && mode.backend !== 'local' && (
+          <label>Queue{' '}
+            <select value={form.queue || mode.queue} onChange={(e) => set('queue')(e.target.value)} name="queue">
+              {[mode.queue, ...mode.queues.map((q) => q.name)].filter((q, i, all) => q && all.indexOf(q) === i)
+                .map((q) => <option key={q} value={q}>{q}</option>)}
+            </select>
+          </label>
+        )}
+        <button type="submit" className="primary" disabled={busy}>{busy ? 'Submitting…' : `Submit ${form.mode}`}</button>
+      </div>
+      {error && <p className="error" role="alert">{error}</p>}
     </form>
   );
 }
@@ -104,7 +197,7 @@ function JobDetails({ job }: { job: Job }) {
     jobLog(job.id, chosen ?? undefined).then((log) => {
       setShown(log.stream);
       setText(log.text || '(empty)');
-    }, (e: Error) => setText(e.message));
+    }, (e: Error) => setText(describe(e)));
     return undefined;
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [job.id, chosen, ACTIVE.includes(job.state)]);
@@ -113,8 +206,9 @@ function JobDetails({ job }: { job: Job }) {
     jobOutputs(job.id).then((o) => setFiles(o.files), () => setFiles([]));
   }, [job.id, job.state]);
 
+  const back = window.location.hash;
   return (
-    <div className="job-details" style={{ padding: '.5rem 0' }}>
+    <div className="job-details">
       <p>
         {job.process_list} on {job.dataset} → {job.run_folder ?? job.output}
         {job.end && <> · exit code {job.end.exit_code ?? '–'}{job.end.signal ? ` (${job.end.signal})` : ''} · ran {duration(job.end.wall_time)}</>}
@@ -128,16 +222,15 @@ function JobDetails({ job }: { job: Job }) {
           </button>
         ))}
       </div>
-      <pre className="job-log" style={{ maxHeight: '18rem', overflow: 'auto', background: '#0f172a', color: '#e2e8f0',
-                                         padding: '.5rem', borderRadius: 6, fontSize: '.8rem' }}>{text}</pre>
+      <pre className="job-log">{text}</pre>
       {files.length > 0 && (
         <ul className="job-outputs">
           {files.slice(0, 50).map((file) => (
             <li key={file.path}>
               {/\.(nxs|h5|hdf5?)$/i.test(file.path)
-                ? <a href={href('viewer', { file: file.path })}>{file.path}</a>
-                : <a href={href('files', { root: file.path.split('/')[0],
-                                            path: file.path.split('/').slice(1, -1).join('/') })}>{file.path}</a>}
+                ? <a href={href('viewer', { file: file.path, back })}>{file.path}</a>
+                : <a href={href('files', { root: file.path.split('/')[0], path: file.path.split('/').slice(1, -1).join('/'),
+                                            open: file.path.split('/').pop() ?? '' })}>{file.path}</a>}
             </li>
           ))}
         </ul>
@@ -146,34 +239,84 @@ function JobDetails({ job }: { job: Job }) {
   );
 }
 
-export default function JobsArea() {
-  const [jobs, setJobs] = useState<Job[]>([]);
+export default function JobsArea({ me, params }: { me: WhoAmI; params: URLSearchParams }) {
+  const [list, setList] = useState<JobList | null>(null);
+  const [extra, setExtra] = useState<Job | null>(null);  // the open job, when it is not on this page
   const [modes, setModes] = useState<ModeAvailability[]>([]);
-  const [clusterNote, setClusterNote] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [open, setOpen] = useState<string | null>(null);
-
-  const merge = useCallback((job: Job) => {
-    setJobs((old) => {
-      const others = old.filter((j) => j.id !== job.id);
-      return [job, ...others].sort((a, b) => b.submitted_at - a.submitted_at);
-    });
-  }, []);
+  const [preset, setPreset] = useState<Form | null>(null);
+  const [version, setVersion] = useState(0);
+  const { message, info, fail, clear } = useMessage();
+  const open = params.get('job');
+  const stateFilter = params.get('state') ?? '';
+  const modeFilter = params.get('mode') ?? '';
+  const search = params.get('q') ?? '';
+  const page = Math.max(0, Number(params.get('page') ?? '0') || 0);
+  const per = Math.min(100, Math.max(1, Number(params.get('per') ?? PAGE) || PAGE));  // jobs a page
+  const go = (changes: Record<string, string>, replace = false) => navigate('jobs', withParams(params, changes), { replace });
+  const reload = useCallback(() => setVersion((v) => v + 1), []);
 
   useEffect(() => {
-    listJobs().then((list) => {
-      setJobs(list.jobs);
-      setClusterNote(list.cluster.available ? null : Object.values(list.cluster.unavailable).join('; '));
-    }, (e: Error) => setError(e.message));
+    let current = true;
+    const timer = setTimeout(() => {  // typing in the search box asks once it pauses
+      listJobs({ state: stateFilter || undefined, mode: modeFilter || undefined, q: search || undefined,
+                 limit: per, offset: page * per })
+        .then((l) => current && setList(l), (e) => current && fail(e));
+    }, search ? 250 : 0);
+    return () => { current = false; clearTimeout(timer); };
+  }, [stateFilter, modeFilter, search, page, per, version, fail]);
+
+  useEffect(() => {
     clusterStatus().then((c) => setModes(c.modes), () => undefined);
-    return watchJobs(merge);
-  }, [merge]);
+    let pending: ReturnType<typeof setTimeout> | null = null;
+    const stop = watchJobs((job) => {
+      setList((old) => old && old.jobs.some((j) => j.id === job.id)
+        ? { ...old, jobs: old.jobs.map((j) => (j.id === job.id ? job : j)) } : old);
+      setExtra((old) => (old?.id === job.id ? job : old));
+      if (pending === null) pending = setTimeout(() => { pending = null; reload(); }, 1000);  // new jobs, moved pages
+    });
+    return () => { stop(); if (pending) clearTimeout(pending); };
+  }, [reload]);
+
+  useEffect(() => {  // "Run this list" (the editor) and links that name the paths
+    const chosen = { process_list: params.get('list') ?? '', dataset: params.get('dataset') ?? '', output: params.get('output') ?? '' };
+    if (chosen.process_list || chosen.dataset || chosen.output) setPreset({ ...EMPTY, ...chosen, mode: 'preview' });
+  }, [params]);
+
+  const jobs = list?.jobs ?? [];
+  useEffect(() => {
+    if (!list) return;  // known once the page is: the open job may be on it
+    if (!open || jobs.some((j) => j.id === open)) {
+      setExtra(null);
+      return;
+    }
+    getJob(open).then(setExtra, (e) => {
+      setExtra(null);
+      fail(e instanceof ApiError && e.status === 404 ? new Error('That job no longer exists.') : e);
+    });
+  }, [open, list]);  // eslint-disable-line react-hooks/exhaustive-deps
+
+  const shown = extra && !jobs.some((j) => j.id === extra.id) ? [extra, ...jobs] : jobs;
+  const pages = Math.max(1, Math.ceil((list?.total ?? 0) / per));
+  const filtered = Boolean(stateFilter || modeFilter || search);
 
   async function cancel(job: Job) {
     try {
-      merge(await cancelJob(job.id));
+      await cancelJob(job.id);
+      info(`Cancelling ${job.name}.`);
+      reload();
     } catch (e) {
-      setError((e as Error).message);
+      fail(e, `${job.name} was not cancelled`);
+    }
+  }
+
+  async function resubmit(job: Job) {
+    try {
+      const again = await submitJob(requestOf(formOf(job)));
+      info(`Resubmitted as ${again.name}.`);
+      go({ job: again.id, page: '', state: '', mode: '', q: '' });
+      reload();
+    } catch (e) {
+      fail(e, `${job.name} was not resubmitted`);
     }
   }
 
@@ -183,39 +326,72 @@ export default function JobsArea() {
       <p className="cluster">
         {modes.map((m) => (
           <span key={m.mode} style={{ marginRight: '1.25rem' }}>
-            {m.mode}: {m.available ? `${m.queues.map((q) => `${q.name} ${q.free}/${q.total} free`).join(', ')}`
+            {m.mode}: {m.available ? m.queues.map(queueSummary).join(', ')
                                    : `unavailable${m.reason ? ` (${m.reason})` : ''}`}
           </span>
         ))}
       </p>
-      {clusterNote && <p className="error" role="alert">Cluster unavailable: {clusterNote}. States shown are the last known.</p>}
-      <SubmitForm modes={modes} onSubmitted={(job) => { merge(job); setOpen(job.id); }} />
-      {error && <p className="error" role="alert">{error}</p>}
-      {jobs.length === 0 ? <p className="empty">No jobs yet.</p> : (
+      {list && !list.cluster.available && (
+        <p className="error" role="alert">
+          Cluster unavailable: {Object.values(list.cluster.unavailable).join('; ')}. States shown are the last known.
+        </p>
+      )}
+      <SubmitForm me={me} modes={modes} recent={list ? list.jobs : null} preset={preset}
+                  onSubmitted={(job) => { info(`Submitted ${job.name}.`); go({ job: job.id, page: '', state: '', mode: '', q: '' }); reload(); }} />
+      <MessageLine message={message} onClose={clear} />
+      <div className="job-filters" role="search">
+        <input type="search" aria-label="Search jobs" placeholder="Search name, list or dataset" value={search}
+               onChange={(e) => go({ q: e.target.value, page: '' }, true)} />
+        <select aria-label="State" value={stateFilter} onChange={(e) => go({ state: e.target.value, page: '' })}>
+          <option value="">every state</option>
+          {STATES.map((s) => <option key={s} value={s}>{s}</option>)}
+          <option value="queued,running,submitting,unknown">active</option>
+        </select>
+        <select aria-label="Mode" value={modeFilter} onChange={(e) => go({ mode: e.target.value, page: '' })}>
+          <option value="">every mode</option>
+          <option value="preview">preview</option>
+          <option value="full">full</option>
+        </select>
+        {list && <span className="job-count">{list.total} job{list.total === 1 ? '' : 's'}{filtered ? ' match' : ''}</span>}
+      </div>
+      {list && shown.length === 0 ? <p className="empty">{filtered ? 'No job matches.' : 'No jobs yet.'}</p> : (
         <table className="jobs">
           <thead><tr><th>Name</th><th>Mode</th><th>State</th><th>Progress</th><th>Submitted</th><th></th></tr></thead>
           <tbody>
-            {jobs.map((job) => (
+            {shown.map((job) => (
               <Fragment key={job.id}>
-                <tr data-job={job.id}>
-                  <td><button type="button" className="linklike" onClick={() => setOpen(open === job.id ? null : job.id)}
-                              aria-expanded={open === job.id}>{job.name}</button></td>
+                <tr data-job={job.id} className={open === job.id ? 'open' : ''}>
+                  <td><button type="button" className="linklike" aria-expanded={open === job.id}
+                              onClick={() => go({ job: open === job.id ? '' : job.id })}>{job.name}</button></td>
                   <td>{job.mode}</td>
                   <td><StateBadge job={job} />
                     {job.message && job.state !== 'finished' && job.message !== job.state &&
-                     <span className="job-reason" style={{ marginLeft: '.5rem', fontSize: '.85rem' }}>{job.message}</span>}</td>
+                     <span className="job-reason">{job.message}</span>}</td>
                   <td>{job.progress !== null ? <><progress max={100} value={job.progress} /> {job.progress}%</> : ''}</td>
                   <td>{when(job.submitted_at)}</td>
-                  <td>{ACTIVE.includes(job.state) && !job.cancel_requested &&
-                       <button type="button" onClick={() => void cancel(job)}>Cancel</button>}</td>
+                  <td className="row-actions">
+                    {ACTIVE.includes(job.state) && !job.cancel_requested &&
+                      <button type="button" onClick={() => void cancel(job)}>Cancel</button>}
+                    <button type="button" onClick={() => { setPreset(formOf(job)); clear(); }}
+                            title="Fill the form with this job's settings, to change them before submitting">Clone</button>
+                    {!ACTIVE.includes(job.state) &&
+                      <button type="button" onClick={() => void resubmit(job)} title="Submit the same job again">Resubmit</button>}
+                  </td>
                 </tr>
                 {open === job.id && (
-                  <tr><td colSpan={6}><JobDetails job={job} /></td></tr>
+                  <tr className="job-details-row"><td colSpan={6}><JobDetails job={job} /></td></tr>
                 )}
               </Fragment>
             ))}
           </tbody>
         </table>
+      )}
+      {pages > 1 && (
+        <nav className="pages" aria-label="Pages">
+          <button type="button" disabled={page === 0} onClick={() => go({ page: page > 1 ? String(page - 1) : '' })}>Newer</button>
+          <span>Page {page + 1} of {pages}</span>
+          <button type="button" disabled={page + 1 >= pages} onClick={() => go({ page: String(page + 1) })}>Older</button>
+        </nav>
       )}
     </section>
   );

@@ -1,82 +1,46 @@
 // The jobs API (docs/jobs.md): types, submit/cancel, and a live subscription to job changes.
-import { ApiError, getJson } from '../api';
+import { Schemas, getJson, postJson, query } from '../api';
 
-export type JobState =
-  | 'submitting' | 'queued' | 'running' | 'unknown'
-  | 'finished' | 'failed' | 'cancelled' | 'timeout' | 'lost';
+/** The API's own types (generated from its OpenAPI document, web/src/api-schema.ts). */
+export type Job = Schemas['Job'];
+export type JobState = Job['state'];
+export type ModeAvailability = Schemas['ModeAvailability'];
+export type QueueInfo = Schemas['Queue'];
 
 export const ACTIVE: JobState[] = ['submitting', 'queued', 'running', 'unknown'];
-
-export interface Job {
-  id: string;
-  name: string;
-  mode: 'preview' | 'full';
-  state: JobState;
-  message: string;
-  backend: string;
-  scheduler_id: string | null;
-  queue: string;
-  process_list: string;
-  dataset: string;
-  output: string;
-  run_folder: string | null;
-  resources: { time_limit: number | null; cores: number | null; memory_mb: number | null };
-  preview: unknown;
-  progress: number | null;
-  progress_text: string;
-  submitted_at: number;
-  started_at: number | null;
-  ended_at: number | null;
-  cancel_requested: boolean;
-  end: { reason: string; exit_code: number | null; signal: string | null; wall_time: number | null } | null;
-}
 
 export interface JobList {
   jobs: Job[];
   total: number;
-  cluster: { available: boolean; unavailable: Record<string, string>; polled_at: number | null };
+  cluster: Schemas['ClusterNote'];
 }
 
-export interface ModeAvailability {
-  mode: 'preview' | 'full';
-  backend: string;
-  queue: string;
-  available: boolean;
-  reason?: string;
-  time_limit: number;
-  max_time_limit: number;
-  max_cores: number;
-  queues: { name: string; used: number; free: number; total: number }[];
+/** One line of what a queue has free: slots, nodes, GPUs and the jobs waiting. */
+export function queueSummary(q: QueueInfo): string {
+  const parts = [`${q.name} ${q.free}/${q.total} slots free`];
+  if (q.nodes !== null) parts.push(`${q.free_nodes ?? '?'}/${q.nodes} node${q.nodes === 1 ? '' : 's'} idle`);
+  if (q.gpus) parts.push(`${q.free_gpus ?? '?'}/${q.gpus} GPUs free`);
+  if (q.pending !== null) parts.push(`${q.pending} waiting`);
+  return parts.join(' · ');
 }
 
-export interface JobRequest {
-  process_list: string;
-  dataset: string;
-  output: string;
-  mode: 'preview' | 'full';
-  name?: string;
-  preview?: number | string;
-  resources?: { time_limit?: number | string; cores?: number; memory_mb?: number };
+/** What a submission sends: the API's own schema (generated, web/src/api-schema.ts). */
+export type JobRequest = Schemas['JobRequest'];
+
+export interface JobFilter {
+  state?: string;
+  mode?: string;
+  q?: string;
+  limit?: number;
+  offset?: number;
 }
 
-async function send<T>(url: string, body?: unknown): Promise<T> {
-  const response = await fetch(url, {
-    method: 'POST',
-    credentials: 'same-origin',
-    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    throw new ApiError(response.status, (data as { error?: string } | null)?.error ?? `${response.status}`);
-  }
-  return data as T;
-}
-
-export const listJobs = () => getJson<JobList>('/api/jobs?limit=500');
+export const listJobs = (filter: JobFilter = { limit: 500 }) =>
+  getJson<JobList>(`/api/jobs?${query({ ...filter })}`);
+export const getJob = (id: string) => getJson<Job>(`/api/jobs/${encodeURIComponent(id)}`);
 export const clusterStatus = () => getJson<{ modes: ModeAvailability[] }>('/api/cluster');
-export const submitJob = (request: JobRequest) => send<Job>('/api/jobs', request);
-export const cancelJob = (id: string) => send<Job>(`/api/jobs/${encodeURIComponent(id)}/cancel`);
+export const submitJob = (request: JobRequest) => postJson<Job>('/api/jobs', request);
+export const cancelJob = (id: string) => postJson<Job>(`/api/jobs/${encodeURIComponent(id)}/cancel`);
 /** A log's tail; without ``stream`` the API picks (user.log, or stderr for an ended job whose user.log is empty). */
 export const jobLog = (id: string, stream?: string) =>
   getJson<{ text: string; exists: boolean; stream: string }>(
@@ -89,6 +53,11 @@ export const jobOutputs = (id: string) =>
 export function watchJobs(onJob: (job: Job) => void): () => void {
   const source = new EventSource('/api/jobs/events');
   source.addEventListener('job', (event) => onJob(JSON.parse((event as MessageEvent).data) as Job));
+  source.addEventListener('error', () => {
+    // An EventSource refused (a 401 when the login ended) closes without saying why: one plain call
+    // finds out, and goes to the login page if that is the reason.
+    if (source.readyState === EventSource.CLOSED) void getJson('/api/whoami').catch(() => undefined);
+  });
   return () => source.close();
 }
 

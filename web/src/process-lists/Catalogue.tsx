@@ -1,13 +1,15 @@
 // The plugin catalogue a process list can use, searchable as on the server (name, module, category,
-// small typos forgiven).
-import { useEffect, useState } from 'react';
+// small typos forgiven). A row opens the plugin's description, parameters and citations.
+import { Fragment, useEffect, useState } from 'react';
 import { getJson, PluginSummary } from '../api';
+import PluginDetails from './PluginDetails';
 
 export default function Catalogue() {
   const [plugins, setPlugins] = useState<PluginSummary[]>([]);
   const [source, setSource] = useState('');
   const [query, setQuery] = useState('');
   const [error, setError] = useState<string | null>(null);
+  const [open, setOpen] = useState<string | null>(null);
 
   useEffect(() => {
     const timer = window.setTimeout(() => {
@@ -29,11 +31,16 @@ export default function Catalogue() {
         <thead><tr><th>Plugin</th><th>Category</th><th>What it does</th></tr></thead>
         <tbody>
           {plugins.map((p) => (
-            <tr key={p.name}>
-              <td>{p.name}{p.needs_gpu && <span className="badge">GPU</span>}</td>
-              <td>{p.category}</td>
-              <td>{p.summary}</td>
-            </tr>
+            <Fragment key={p.name}>
+              <tr className="pl-catalogue-row">
+                <td><button type="button" className="pl-link" aria-expanded={open === p.name}
+                            onClick={() => setOpen(open === p.name ? null : p.name)}>{open === p.name ? '▾' : '▸'} {p.name}</button>
+                  {p.needs_gpu && <span className="badge">GPU</span>}</td>
+                <td>{p.category}</td>
+                <td>{p.summary}</td>
+              </tr>
+              {open === p.name && <tr><td colSpan={3}><PluginDetails name={p.name} /></td></tr>}
+            </Fragment>
           ))}
         </tbody>
       </table>

@@ -111,6 +111,28 @@ export const applyOperations = (path: string, etag: string, operations: Operatio
 export const uploadList = (path: string, file: Blob, etag?: string) => send<ProcessListDoc>('PUT', listUrl(path), file, etag, HDF5);
 export const display = (path: string, level: string, pos: string) =>
   send<{ plugins: ShownPlugin[] }>('GET', `${listUrl(path)}/disp?level=${level}&start=${encodeURIComponent(pos)}&verbose=true`);
+export interface HistoryEntry { number: number; command: string; time: number | null; current: boolean }
+export interface History { entries: HistoryEntry[]; can_undo: boolean; can_redo: boolean }
+export interface CommandAnswer extends ProcessListDoc {
+  command?: { line: string; operations: Operation[]; special: string | null };
+  history?: History;
+  help?: { syntax: string; does: string }[];
+  plugin?: PluginDetail;
+}
+export interface PluginDetail {
+  name: string; module: string; kind: string; category: string; needs_gpu: boolean; summary: string;
+  parameters: { name: string; number?: number | null; default?: unknown; description?: string; visibility?: string; dtype?: string }[];
+  citations: { description?: string; bibtex?: string; endnote?: string; doi?: string; short_name_article?: string }[];
+}
+
+export const runCommand = (path: string, etag: string, line: string, level: string) =>
+  send<CommandAnswer>('POST', `${listUrl(path)}/command`, { line, level }, etag);
+export const undo = (path: string, etag: string) => send<CommandAnswer>('POST', `${listUrl(path)}/undo`, undefined, etag);
+export const redo = (path: string, etag: string) => send<CommandAnswer>('POST', `${listUrl(path)}/redo`, undefined, etag);
+export const getHistory = (path: string) => send<History>('GET', `${listUrl(path)}/history`);
+export const wholeList = (path: string, level: string) =>
+  send<{ plugins: ShownPlugin[] }>('GET', `${listUrl(path)}/disp?level=${level}&verbose=true`);
+export const pluginDetail = (name: string) => send<PluginDetail>('GET', `/api/plugins/${encodeURIComponent(name)}`);
 export const searchPlugins = (q: string) =>
   send<{ plugins: { name: string; kind: string; category: string; needs_gpu: boolean; summary: string }[] }>(
     'GET', `/api/plugins?q=${encodeURIComponent(q)}`);

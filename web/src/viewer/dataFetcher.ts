@@ -4,7 +4,15 @@ import { createBasicFetcher, type Fetcher } from '@h5web/app';
 
 const basic = createBasicFetcher({ credentials: 'same-origin' });
 
+/** Told of every dataset h5web reads, so the Viewer can keep the one in view in the address. */
+let onDataset: ((path: string) => void) | null = null;
+export function watchDatasets(listener: ((path: string) => void) | null): void {
+  onDataset = listener;
+}
+
 export const dataFetcher: Fetcher = async (url, params, opts) => {
+  // A slice of a stack is the dataset in view (axes and other small datasets come whole, unselected).
+  if (url.endsWith('/data') && params.format === 'bin' && params.selection && params.path) onDataset?.(params.path);
   try {
     return await basic(url, params, opts);
   } catch (error) {
