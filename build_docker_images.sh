@@ -49,6 +49,9 @@ image_id() { "$engine" image inspect --format '{{.Id}}' "$1"; }
 hash_of() { sha256sum | cut -c1-12; }
 cache=.cache
 mkdir -p "$cache"
+# One build at a time per checkout: two (a test and a benchmark, say) would share the wheel folder.
+exec 9>"$cache/build.lock"
+flock 9
 # Everything under .cache is made here and never committed.
 [ -f "$cache/.gitignore" ] || echo '*' > "$cache/.gitignore"
 
@@ -77,9 +80,18 @@ if [ -z "$python_base" ]; then
 elif ! exists "$python_base"; then
   "$engine" pull "$python_base" >/dev/null
 fi
+# The API runs the schedulers' commands on a submit host over SSH (jobs.ssh): its base adds the
+# OpenSSH client. A --base given is used as it is.
+api_base=$python_base
+[ -n "$base" ] || api_base=$(debian_base hebi-base-api python3,python3-venv,ca-certificates,openssh-client)
 # The web image needs nginx and a bare Python for the config renderer, not the Python base's venv.
 # nginx-common's maintainer scripts pull in perl (47 MB); nothing runs it once nginx is installed.
 web_base=$(debian_base hebi-base-nginx nginx-light,python3-minimal \
+  --customize-hook='chroot "$1" dpkg --purge --force-depends perl perl-modules-5.36 libperl5.36 >/dev/null 2>&1')
+
+# The gateway may run its nginx front (gateway.front): Debian's nginx beside the Python base.
+gateway_base=$python_base
+[ -n "$base" ] || gateway_base=$(debian_base hebi-base-gateway python3,python3-venv,ca-certificates,nginx-light \
   --customize-hook='chroot "$1" dpkg --purge --force-depends perl perl-modules-5.36 libperl5.36 >/dev/null 2>&1')
 
 # --- What each image is made of ---------------------------------------------------------------------
@@ -93,7 +105,8 @@ components() {
 base_of() {
   case "$1" in
     web) echo "$web_base" ;;
-    api) echo "${savu_base:-$python_base}" ;;
+    api) echo "${savu_base:-$api_base}" ;;
+    gateway) echo "$gateway_base" ;;
     *) echo "$python_base" ;;
   esac
 }
@@ -133,7 +146,7 @@ make_wheels() {
   # The previous wheelhouse is a local source, so unchanged dependencies are not downloaded again.
   # pip's warnings (setuptools' deprecations, the machine's index settings) go to a log, shown on failure.
   "$python" -m pip wheel -q --wheel-dir "$new" --find-links "$cache/wheels" -c "$cache/constraints.txt" \
-    "$src/common" "$src/api[drmaa]" "$src/dataserver" "$src/runner" "$src/kubernetes/pod_launcher" \
+    "$src/common" "$src/api[drmaa,kubernetes,slurmrest]" "$src/dataserver" "$src/runner" "$src/kubernetes/pod_launcher" \
     "$src/kubernetes/gateway" > "$cache/wheels.log" 2>&1 || { cat "$cache/wheels.log" >&2; exit 1; }
   cp "$cache/constraints.txt" "$new/constraints.txt"
   rm -rf "$cache/wheels"; mv "$new" "$cache/wheels"
@@ -181,12 +194,14 @@ for name in "${names[@]}"; do
       --label "org.opencontainers.image.licenses=Apache-2.0" \
       --label "org.opencontainers.image.revision=$revision" \
       -t "$tag" "$ctx" >/dev/null
-    # The build stage's image (the one with pip and the wheels) is of no further use.
-    "$engine" image prune -f --filter label=hebi.stage=build >/dev/null
+    # The build stage's image (the one with pip and the wheels) is of no further use; one that another
+    # build running at the same moment still uses stays, for a later prune.
+    "$engine" image prune -f --filter label=hebi.stage=build >/dev/null 2>&1 || true
     say "built hebi-$name in $((SECONDS - start)) s"; built[$name]=true
-    # Earlier hash tags of this image are outdated builds: removed, unless a container still uses one.
-    "$engine" images --format '{{.Repository}}:{{.Tag}}' "$registry/hebi-$name" \
-      | grep -E ":[0-9a-f]{12}\$" | grep -vxF "$tag" | xargs -r "$engine" rmi >/dev/null 2>&1 || true
+    # This checkout's previous build of the image is outdated: removed, unless a container still uses it.
+    # Only its own: other checkouts on the host (another clone's tests, CI) may be running theirs.
+    previous=$(grep -o "\"$name\": {\"tag\": \"[^\"]*\"" "$cache/images.json" 2>/dev/null | sed 's/.*"tag": "//; s/"$//' || true)
+    if [ -n "$previous" ] && [ "$previous" != "$tag" ]; then "$engine" rmi "$previous" >/dev/null 2>&1 || true; fi
   fi
   if [ -n "$version" ] && [ "$version" != "$hash" ]; then
     "$engine" tag "$tag" "$registry/hebi-$name:$version"

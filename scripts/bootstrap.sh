@@ -13,7 +13,7 @@ say() { printf 'bootstrap: %s\n' "$*"; }
 require_real=${HEBI_REQUIRE_REAL:-0}
 case "$purpose" in
   demo) parts=(nginx); [ "${HEBI_LAUNCHER:-local}" = podman ] && parts+=(podman) ;;
-  test) parts=(nginx chromium podman) ;;
+  test) parts=(nginx chromium podman apache) ;;
   *) echo "usage: $0 demo|test" >&2; exit 2 ;;
 esac
 if ! scripts/install-system.sh "${parts[@]}"; then
@@ -57,7 +57,7 @@ if [ ! -f "$stamp" ] || [ -n "$(find "${inputs[@]}" -newer "$stamp" 2>/dev/null)
   say "installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements-dev.txt \
-    -e common -e 'api[drmaa]' -e dataserver -e kubernetes/pod_launcher -e kubernetes/gateway -e "runner[$runner_extras]"
+    -e common -e 'api[drmaa,kubernetes,slurmrest]' -e dataserver -e kubernetes/pod_launcher -e kubernetes/gateway -e "runner[$runner_extras]"
   touch "$stamp"
 fi
 
@@ -68,6 +68,11 @@ fi
 if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
   say "installing npm packages"
   (cd web && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# The real OpenID Connect provider the login tests sign in against (npm oidc-provider, tests/oidc).
+if [ "$purpose" = test ] && { [ ! -d tests/oidc/node_modules ] || [ tests/oidc/package-lock.json -nt tests/oidc/node_modules/.package-lock.json ]; }; then
+  say "installing the test OIDC provider"
+  (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 fi
 if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/index.html web/package.json web/vite.config.ts -newer web/dist/index.html 2>/dev/null)" ]; then
   say "building the web app"

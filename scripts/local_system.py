@@ -28,9 +28,10 @@ def images() -> dict[str, str]:
 
 
 def write_config(base: Path, *, port: int = 0, nginx: str = "auto", users_root: Path | None = None,
-                 launcher: str = "local") -> Path:
+                 launcher: str = "local", front: bool = True) -> Path:
     """A configuration keeping everything of this system under ``base``; returns its path. ``launcher``
-    ``podman`` runs each session in containers, as its account's uid (needs root and podman)."""
+    ``podman`` runs each session in containers, as its account's uid (needs root and podman). ``front``:
+    the gateway behind its nginx front (gateway.front), as a facility runs it."""
     base = base.resolve()
     users_root = (users_root or base / "users").resolve()
     sessions = base / "sessions"
@@ -39,7 +40,8 @@ def write_config(base: Path, *, port: int = 0, nginx: str = "auto", users_root: 
         sessions = Path(tempfile.mkdtemp(prefix="hebi-", dir="/tmp"))
     config = {
         "logging": {"level": "info"},
-        "gateway": {"host": "127.0.0.1", "port": port, "state_dir": str(base / "gateway")},
+        "gateway": {"host": "127.0.0.1", "port": port, "state_dir": str(base / "gateway"),
+                    "front": {"enabled": front}},
         "launcher": {"backend": launcher, "local": {
             "state_dir": str(sessions),
             "web_root": str(REPO / "web" / "dist"),
@@ -57,12 +59,32 @@ def write_config(base: Path, *, port: int = 0, nginx: str = "auto", users_root: 
     return path
 
 
-def user_folders(config_path: Path, user: str) -> dict[str, Path]:
-    """Create (if missing) and return the user's root folders named by the configuration."""
+def use_kubernetes(config_path: Path, kubeconfig: Path, *, instance: str = "main", profiles: list[dict] | None = None,
+                   start_timeout: int = 180) -> None:
+    """Run this system's sessions as pods through the Kubernetes API of ``kubeconfig`` (the tests' fake
+    cluster, tests/fakekube, whose kubelet runs them with podman), each user's state folder a hostPath
+    beside their roots. Used by the end-to-end test and bench/kube, so both run the same system."""
     config = yaml.safe_load(config_path.read_text())
+    users_root = Path(next(iter(config["session"]["roots"].values()))["path"]).parent.parent
+    config["launcher"] = {"backend": "kubernetes", "start_timeout": start_timeout, "kubernetes": {
+        "kubeconfig": str(kubeconfig), "instance": instance, "images": images(), "pull_policy": "IfNotPresent",
+        "state_dir": str(config_path.parent / "kube"), "profiles": profiles or [],
+        "state": {"host_path": str(users_root / "{user}" / "state")},
+        "watch_timeout": 10, "stall_timeout": 5, "backoff_max": 1}}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def user_folders(config_path: Path, user: str) -> dict[str, Path]:
+    """Create (if missing) and return the user's root folders named by the configuration (and, for the
+    kubernetes launcher, the state folder its pod mounts)."""
+    config = yaml.safe_load(config_path.read_text())
+    paths = {name: root["path"] for name, root in config["session"]["roots"].items()}
+    state = ((config["launcher"].get("kubernetes") or {}).get("state") or {}).get("host_path")
+    if config["launcher"].get("backend") == "kubernetes" and state:
+        paths["state"] = state
     folders = {}
-    for name, root in config["session"]["roots"].items():
-        folder = Path(root["path"].replace("{user}", user))
+    for name, path in paths.items():
+        folder = Path(path.replace("{user}", user))
         folder.mkdir(parents=True, exist_ok=True)
         folders[name] = folder
     return folders

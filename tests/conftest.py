@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "tests"))  # test-only packages: `from fakekube import FakeCluster`
 
 import local_system  # noqa: E402
 
@@ -26,6 +28,18 @@ from hebi_common.session import SessionContext  # noqa: E402
 
 FIXTURES = REPO.parent / "shared" / "fixtures" / "savu"
 PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-22"}
+# The fake Kubernetes cluster's `fake_cluster` fixture (tests/fakekube).
+pytest_plugins = ["fakekube.fixtures"]
+
+
+def until(condition, what: str, seconds: float = 30.0) -> None:
+    """Waits for a state the system reaches by itself; the bound is only there so a broken build ends."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"never: {what}")
 
 
 def run_async(main) -> None:

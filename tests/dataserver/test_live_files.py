@@ -1,4 +1,4 @@
-"""The dataserver as the launcher runs it (gunicorn, gthread, one worker, 8 threads): many viewers read at
+"""The dataserver as the launcher runs it (hebi_common.serve: gunicorn's gthread worker, 8 threads): many viewers read at
 once, and a running job appends frames to a file while it is being looked at."""
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ def live(tmp_path_factory):
     env = {"HEBI_CONFIG": str(config), "HEBI_SESSION_USER": "alice", "HEBI_SESSION_SECRET": SECRET,
            "HEBI_SESSION_STATE_DIR": str(base / "alice" / "state"), "PATH": "/usr/bin:/bin"}
     log = open(base / "gunicorn.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class",
-                                "gthread", "--threads", "8", "--workers", "1", "--timeout", "120",
+    process = subprocess.Popen([sys.executable, "-m", "hebi_common.serve", "--bind", f"127.0.0.1:{port}",
+                                "--threads", "8", "--timeout", "120",
                                 "hebi_dataserver.app:create_app()"], env=env, stdout=log, stderr=log)
     server = LiveDataserver(f"http://127.0.0.1:{port}", base / "data")
     try:

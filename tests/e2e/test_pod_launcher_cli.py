@@ -49,7 +49,7 @@ def test_a_session_whose_api_died_is_restarted_and_the_user_told(system):
     http = system.login("bob")
     assert http.get(f"{system.url}/api/whoami").status_code == 200
     api = _session_record(system, "bob")["processes"]["api"]["pid"]
-    os.killpg(api, signal.SIGKILL)  # gunicorn's master and its worker
+    os.killpg(api, signal.SIGKILL)  # the API's process (and any it started)
     deadline = time.monotonic() + 30
     while Path(f"/proc/{api}").exists() and "Z" not in Path(f"/proc/{api}/stat").read_text().split(")")[1][:3]:
         assert time.monotonic() < deadline, "the killed API did not exit"

@@ -39,6 +39,26 @@ def test_web_image_renders_a_config_nginx_accepts_on_a_read_only_root(images):
     assert "syntax is ok" in done.stderr and "test is successful" in done.stderr
 
 
+#: In the gateway image: the gateway behind its nginx front, on the container's own loopback; a page
+#: load without a login goes front -> route check -> gateway -> the login page.
+FRONT_SMOKE = r"""
+import subprocess, urllib.request, pathlib
+pathlib.Path("/tmp/hebi.yaml").write_text("gateway: {port: 0, state_dir: /tmp/gw, front: {enabled: true}}\n")
+gateway = subprocess.Popen(["hebi-gateway", "--config", "/tmp/hebi.yaml", "serve"], stdout=subprocess.PIPE, text=True)
+url = gateway.stdout.readline().split("listening on ")[1].strip()
+page = urllib.request.urlopen(urllib.request.Request(url + "some/page", headers={"Accept": "text/html"}))
+print(page.status, page.url.replace(url, "/"), page.headers["Server"])
+gateway.terminate()
+gateway.wait(10)
+"""
+
+
+def test_gateway_image_runs_the_gateway_behind_its_nginx_front(images):
+    done = run(images["gateway"], "-c", FRONT_SMOKE, entrypoint="python")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.split() == ["200", "/gateway/login?next=/some/page", "nginx"], done.stdout + done.stderr
+
+
 def test_web_image_serves_the_built_web_app(images):
     done = run(images["web"], "-c", "test -s /opt/hebi-web/dist/index.html", entrypoint="/bin/sh")
     assert done.returncode == 0, done.stderr

@@ -30,11 +30,14 @@ def main() -> int:
         (run / "preview.json").write_text(json.dumps(loader.params.get("preview")))
     except Exception as error:  # noqa: BLE001 - recorded for the test to see
         (run / "preview.json").write_text(json.dumps({"error": str(error)}))
-    # Where the scheduler put it: GridEngine sets QUEUE, Slurm SLURM_JOB_PARTITION.
+    # Where the scheduler put it: GridEngine sets QUEUE, Slurm SLURM_JOB_PARTITION, a Kubernetes Job's
+    # Pod gets HEBI_JOB_QUEUE and HEBI_JOB_CORES from hebi.
     (run / "placement.json").write_text(json.dumps({
-        "queue": os.environ.get("QUEUE") or os.environ.get("SLURM_JOB_PARTITION") or "local",
+        "queue": os.environ.get("QUEUE") or os.environ.get("SLURM_JOB_PARTITION") or os.environ.get("HEBI_JOB_QUEUE")
+        or "local",
         "mode": os.environ.get("HEBI_JOB_MODE"),
-        "cores": int(os.environ.get("NSLOTS") or os.environ.get("SLURM_CPUS_PER_TASK") or 1)}))
+        "cores": int(os.environ.get("NSLOTS") or os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("HEBI_JOB_CORES")
+                     or 1)}))
     print(f"fake savu: {data} {process_list} {out} {folder}", flush=True)
     steps = int(behaviour.get("steps", 4))
     seconds = float(behaviour.get("seconds", 1))

@@ -1,5 +1,5 @@
 """Support for the job tests: real GridEngine and real Slurm started by the project's scripts, and the
-session's API as a real process (gunicorn) that a test can kill and start again on the same state.
+session's API as a real process (hebi_common.serve) that a test can kill and start again on the same state.
 
 Each scheduler is started once per test run (session scope). Without root they cannot be installed or
 started: the tests that need them are skipped, or fail under HEBI_REQUIRE_REAL=1 (CI).
@@ -14,12 +14,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 import yaml
 from conftest import FIXTURES, REPO, real_component
+from support_kube import kubernetes_setup
+from support_ssh import gridengine_ssh_setup, slurm_ssh_setup
 
 from hebi_common.identity import HEADER, Identity, sign_identity
 
@@ -67,20 +72,59 @@ def slurm():
         _script("slurm.sh", "stop")
 
 
-BACKENDS = {
-    "local": {"preview": {"backend": "local"}, "full": {"backend": "local"}},
-    "drmaa": {"preview": {"backend": "drmaa", "queue": "preview.q"}, "full": {"backend": "drmaa", "queue": "full.q"}},
-    "slurm": {"preview": {"backend": "slurm", "queue": "preview"}, "full": {"backend": "slurm", "queue": "full"}},
-}
+@dataclass(frozen=True)
+class ClusterKind:
+    """One way of running jobs that the whole job suite (test_backends.py) runs against.
+
+    ``setup(request, base)`` starts what the kind needs (through session fixtures) and returns the
+    environment of the API process and overrides of the ``jobs`` configuration section.
+    """
+
+    name: str
+    backend: str
+    queues: tuple[str, str]  # preview's and full's queue, as the job itself sees it
+    family: str  # "local", "gridengine", "slurm" or "kubernetes": what the scheduler is underneath
+    time_limit: int  # the preview's time limit in the time-limit test (Slurm counts whole minutes)
+    full_cores: int = 1  # cores the full test asks for
+    setup: Callable[[Any, Path], tuple[dict[str, str], dict[str, Any]]] = lambda request, base: ({}, {})
+
+
+def _gridengine_setup(request, base):
+    return request.getfixturevalue("gridengine"), {}
+
+
+def _slurm_setup(request, base):
+    request.getfixturevalue("slurm")
+    return {}, {}
+
+
+#: Every kind the job suite runs against; each new backend adds itself here.
+CLUSTER_KINDS: dict[str, ClusterKind] = {kind.name: kind for kind in (
+    ClusterKind("local", "local", ("local", "local"), "local", 3),
+    # Two cores on GridEngine (its smp parallel environment); Slurm's one node is busy with the preview.
+    ClusterKind("drmaa", "drmaa", ("preview.q", "full.q"), "gridengine", 5, 2, _gridengine_setup),
+    ClusterKind("slurm", "slurm", ("preview", "full"), "slurm", 60, 1, _slurm_setup),
+    # Slurm through slurmrestd (support_slurmrest.py): the same Slurm, reached over HTTP with a JWT.
+    ClusterKind("slurmrest", "slurmrest", ("preview", "full"), "slurm", 60, 1,
+                lambda request, base: ({}, request.getfixturevalue("slurmrest").jobs_overrides(base))),
+    # The command-line backends with a submit host over SSH (support_ssh.py: sshd on loopback).
+    ClusterKind("gridengine-ssh", "gridengine", ("preview.q", "full.q"), "gridengine", 5, 2, gridengine_ssh_setup),
+    ClusterKind("slurm-ssh", "slurm", ("preview", "full"), "slurm", 60, 1, slurm_ssh_setup),
+    # Kubernetes counts activeDeadlineSeconds from the Job's start, its Pod's start-up (podman here) included.
+    ClusterKind("kubernetes", "kubernetes", ("preview", "full"), "kubernetes", 20, 1, kubernetes_setup),
+)}
 
 
 def write_session(base: Path, backend: str, **jobs_overrides) -> Path:
-    """Roots with a process list and 'behaviour' datasets for the fake Savu, and a config using ``backend``."""
+    """Roots with a process list and 'behaviour' datasets for the fake Savu, and a config whose preview
+    and full modes use the kind ``backend`` of CLUSTER_KINDS."""
     roots = base / "roots"
     for name in ("data", "processing", "output"):
         (roots / name).mkdir(parents=True, exist_ok=True)
     shutil.copy(PROCESS_LIST, roots / "processing" / "tomo.nxs")
-    modes = json.loads(json.dumps(BACKENDS[backend]))
+    kind = CLUSTER_KINDS[backend]
+    modes = {mode: {"backend": kind.backend, "queue": "" if kind.backend == "local" else queue}
+             for mode, queue in zip(("preview", "full"), kind.queues)}
     modes["preview"].update(time_limit=60, max_time_limit=600, max_cores=1)
     modes["full"].update(time_limit=600, max_time_limit=3600, max_cores=2, max_memory_mb=4096)
     config = {
@@ -123,15 +167,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _signed(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    request.headers[HEADER] = sign_identity(Identity(user=USER), SECRET)
+    return request
+
+
 class ApiProcess:
-    """The session's API under gunicorn, as the launcher runs it; ``kill()`` is a crash, ``start()`` a restart."""
+    """The session's API as the launcher runs it (hebi_common.serve); ``kill()`` is a crash, ``start()`` a restart."""
 
     def __init__(self, config_path: Path, env: dict[str, str] | None = None):
         self.config_path = config_path
         self.extra_env = env or {}
         self.process: subprocess.Popen | None = None
         self.http = requests.Session()
-        self.http.headers[HEADER] = sign_identity(Identity(user=USER), SECRET)
+        self.http.auth = _signed  # signed afresh for each request, as the gateway does: a signature ages out
         self.url = ""
 
     def start(self, timeout: float = 30) -> ApiProcess:
@@ -142,8 +191,8 @@ class ApiProcess:
                    HEBI_SESSION_STATE_DIR=str(self.config_path.parent / USER / "state"), **self.extra_env)
         log = open(self.config_path.parent / "api.log", "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-             "--threads", "8", "--workers", "1", "--graceful-timeout", "2", "--timeout", "120",
+            [sys.executable, "-m", "hebi_common.serve", "--bind", f"127.0.0.1:{port}",
+             "--threads", "8", "--graceful-timeout", "2", "--timeout", "120",
              "hebi_api.app:create_app()"], env=env, stdout=log, stderr=log, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
@@ -189,6 +238,19 @@ class ApiProcess:
         answer = self.get(f"/api/jobs/{job_id}")
         assert answer.status_code == 200, answer.text
         return answer.json()
+
+    def close(self, request, name: str) -> None:
+        """The end of a module's cluster: no job of ours is left on a shared scheduler, the API stops, and
+        when a test failed its log's tail is printed (the scheduler's side of a failure is there)."""
+        try:
+            for job in self.get("/api/jobs", params={"state": "queued,running", "limit": 10000}).json()["jobs"]:
+                self.post(f"/api/jobs/{job['id']}/cancel")
+        except (requests.RequestException, ValueError, KeyError):
+            pass
+        self.stop()
+        if request.session.testsfailed:
+            log = self.config_path.parent / "api.log"
+            print(f"\n--- {name} API log (tail) ---\n" + log.read_text(errors="replace")[-4000:])
 
     def wait(self, job_id: str, states, timeout: float = 60) -> dict:
         """Poll until the job is in one of ``states``; the job as last seen."""

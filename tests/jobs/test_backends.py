@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from jobs_support import ApiProcess, _script, dataset, gridengine, slurm, write_session  # noqa: F401 - session fixtures, used through request.getfixturevalue
+from jobs_support import CLUSTER_KINDS, ApiProcess, ClusterKind, _script, dataset, gridengine, slurm, write_session  # noqa: F401 - session fixtures, used through request.getfixturevalue
+from support_kube import kube_jobs_cluster  # noqa: F401 - the kubernetes kind's session fixture
+from support_slurmrest import slurmrest  # noqa: F401 - session fixture, used through request.getfixturevalue
+from support_ssh import sshd  # noqa: F401 - the ssh kinds' session fixture
 
 from hebi_common.savu.process_list import read_process_list
-
-# The time limit a preview gets in the time-limit test: Slurm counts in whole minutes.
-TIME_LIMIT = {"local": 3, "drmaa": 5, "slurm": 60}
-QUEUES = {"local": ("local", "local"), "drmaa": ("preview.q", "full.q"), "slurm": ("preview", "full")}
 
 
 def placement(cluster, job: dict, timeout: float = 20) -> dict:
@@ -34,33 +33,25 @@ ACTIVE = {"submitting", "queued", "running"}
 
 
 class Cluster:
-    def __init__(self, name: str, base: Path, api: ApiProcess):
-        self.name = name
+    def __init__(self, kind: ClusterKind, base: Path, api: ApiProcess):
+        self.kind = kind
+        self.name = kind.name
         self.base = base
         self.api = api
         self.timeout_job: dict | None = None
 
 
-@pytest.fixture(scope="module", params=["local", "drmaa", "slurm"])
+@pytest.fixture(scope="module", params=list(CLUSTER_KINDS))
 def cluster(request):
     name = request.param
-    env = request.getfixturevalue("gridengine") if name == "drmaa" else {}
-    if name == "slurm":
-        request.getfixturevalue("slurm")
+    kind = CLUSTER_KINDS[name]
     base = Path(tempfile.mkdtemp(prefix=f"hebi-jobs-{name}-", dir="/tmp"))
-    api = ApiProcess(write_session(base, name), env).start()
+    env, jobs = kind.setup(request, base)
+    api = ApiProcess(write_session(base, name, **jobs), env).start()
     try:
-        yield Cluster(name, base, api)
+        yield Cluster(kind, base, api)
     finally:
-        # Leave no job of ours behind on a shared scheduler.
-        try:
-            for job in api.get("/api/jobs", params={"state": "queued,running", "limit": 10000}).json()["jobs"]:
-                api.post(f"/api/jobs/{job['id']}/cancel")
-        except (requests.RequestException, ValueError, KeyError):
-            pass
-        api.stop()
-        if request.session.testsfailed:
-            print(f"\n--- {name} API log (tail) ---\n" + (base / "api.log").read_text(errors="replace")[-4000:])
+        api.close(request, name)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -72,7 +63,7 @@ def test_preview_runs_a_copy_keeping_the_chosen_central_slices(cluster):
     """Submitted first, checked to the end by the last test: the preview that outlives its time limit."""
     api = cluster.api
     job = api.submit(dataset(cluster.base, "long.nxs", seconds=300, steps=300), mode="preview", preview=3,
-                     resources={"time_limit": TIME_LIMIT[cluster.name]})
+                     resources={"time_limit": cluster.kind.time_limit})
     cluster.timeout_job = job
     assert job["mode"] == "preview" and job["state"] in ACTIVE
     assert job["preview"] == [":", "mid-1:mid+2", ":"]
@@ -83,15 +74,14 @@ def test_preview_runs_a_copy_keeping_the_chosen_central_slices(cluster):
     while not given.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert json.loads(given.read_text()) == [":", "mid-1:mid+2", ":"], "the job did not get the preview copy"
-    assert placement(cluster, job) == {"queue": QUEUES[cluster.name][0], "mode": "preview", "cores": 1}
+    assert placement(cluster, job) == {"queue": cluster.kind.queues[0], "mode": "preview", "cores": 1}
     original = read_process_list(cluster.base / "roots" / "processing" / "tomo.nxs")
     assert original.plugins[0].params["preview"] == [":", "0:2", ":"], "the user's own list must stay as it was"
 
 
 def test_full_job_runs_the_list_as_it_is_and_finishes_with_outputs(cluster):
     api = cluster.api
-    # Two cores on GridEngine (its smp parallel environment); Slurm's one node is busy with the preview.
-    cores = 2 if cluster.name == "drmaa" else 1
+    cores = cluster.kind.full_cores
     job = api.submit(dataset(cluster.base, "quick.nxs", seconds=1, steps=4), mode="full",
                      resources={"cores": cores})
     done = api.wait(job["id"], {"finished", "failed", "lost"}, timeout=90)
@@ -100,7 +90,7 @@ def test_full_job_runs_the_list_as_it_is_and_finishes_with_outputs(cluster):
     assert done["progress"] == 100.0
     assert done["end"]["wall_time"] is not None and done["end"]["wall_time"] >= 0
     assert json.loads((run_folder(cluster, job) / "preview.json").read_text()) == [":", "0:2", ":"]
-    assert placement(cluster, job) == {"queue": QUEUES[cluster.name][1], "mode": "full", "cores": cores}
+    assert placement(cluster, job) == {"queue": cluster.kind.queues[1], "mode": "full", "cores": cores}
     outputs = api.get(f"/api/jobs/{job['id']}/outputs").json()
     names = {entry["path"].rsplit("/", 1)[-1] for entry in outputs["files"]}
     assert {"result_processed.nxs", "user.log"} <= names
@@ -196,6 +186,27 @@ def test_two_hundred_jobs_are_listed_newest_first(cluster):
     assert states == {"cancelled"}, states
 
 
+def test_a_sweep_is_submitted_in_one_request_and_a_bad_job_in_it_submits_none(cluster):
+    api = cluster.api
+    data = dataset(cluster.base, "sweep.nxs", seconds=0.2, steps=1)
+    body = {"process_list": "processing/tomo.nxs", "dataset": data, "output": "output/sweep", "mode": "full"}
+    before = api.get("/api/jobs", params={"limit": 1}).json()["total"]
+    refused = api.post("/api/jobs/batch", json={"jobs": [dict(body, name="fine"), dict(body, mode="fast")]})
+    assert refused.status_code == 400 and refused.json()["error"].startswith("job 1: unknown mode"), refused.text
+    assert refused.json()["index"] == 1
+    assert api.get("/api/jobs", params={"limit": 1}).json()["total"] == before, "a refused batch submits nothing"
+    answer = api.post("/api/jobs/batch", json={"jobs": [dict(body, name=f"sweep {n}") for n in range(5)]})
+    assert answer.status_code == 201, answer.text
+    submitted = answer.json()["jobs"]
+    assert [job["name"] for job in submitted] == [f"sweep {n}" for n in range(5)]
+    assert all(job["scheduler_id"] and job["state"] in {"queued", "running", "finished"} for job in submitted)
+    assert len({job["scheduler_id"] for job in submitted}) == 5
+    for job in submitted:
+        done = api.wait(job["id"], {"finished", "failed", "lost"}, timeout=120)
+        assert done["state"] == "finished", done
+        assert (run_folder(cluster, done) / "result_processed.nxs").exists()
+
+
 @pytest.mark.parametrize("cluster", ["drmaa", "slurm"], indirect=True)  # the local backend has no scheduler
 def test_scheduler_stopped_and_started_loses_nothing(cluster):
     """Slurm: only the controller stops (as in a controller blip); the job runs on and is seen to finish.
@@ -246,9 +257,12 @@ def test_cluster_availability_names_the_queues_of_each_mode(cluster):
     for mode in modes.values():
         assert mode["available"] is True, mode
         assert mode["queues"] and all(queue["total"] >= 1 and queue["free"] >= 0 for queue in mode["queues"])
-    if cluster.name != "local":
-        expected = {"drmaa": ("preview.q", "full.q"), "slurm": ("preview", "full")}[cluster.name]
-        assert (modes["preview"]["queues"][0]["name"], modes["full"]["queues"][0]["name"]) == expected
+        for queue in mode["queues"]:  # what the Jobs area shows beside each mode
+            assert queue["nodes"] >= 1 and 0 <= queue["free_nodes"] <= queue["nodes"], queue
+            assert queue["gpus"] == 0, queue  # no GPU on these machines
+            assert isinstance(queue["pending"], int) and queue["pending"] >= 0, queue
+    if cluster.kind.family != "local":
+        assert (modes["preview"]["queues"][0]["name"], modes["full"]["queues"][0]["name"]) == cluster.kind.queues
 
 
 def test_job_changes_arrive_as_server_sent_events(cluster):
@@ -301,10 +315,10 @@ def test_log_follows_a_running_job_live(cluster):
 def test_preview_is_killed_at_its_time_limit_and_reported_so(cluster):
     job = cluster.timeout_job
     assert job is not None, "the first test submits this job"
-    limit = TIME_LIMIT[cluster.name] if cluster.name != "slurm" else 60
+    limit = cluster.kind.time_limit
     done = cluster.api.wait(job["id"], {"timeout", "failed", "finished", "lost", "cancelled"}, timeout=limit + 120)
     assert done["state"] == "timeout", done
     assert done["end"]["reason"] == "timeout" and "time limit" in done["message"]
-    assert done["end"]["wall_time"] >= TIME_LIMIT[cluster.name] * 0.9
-    if cluster.name == "drmaa":
+    assert done["end"]["wall_time"] >= cluster.kind.time_limit * 0.9
+    if cluster.kind.family == "gridengine":
         assert done["end"]["signal"] == "SIGKILL"

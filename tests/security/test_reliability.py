@@ -33,7 +33,7 @@ def test_finding_12_a_session_whose_api_died_recovers(guarded):
     config = yaml.safe_load(guarded.config_path.read_text())
     record = json.loads((Path(config["launcher"]["local"]["state_dir"]) / "frank" / "session.json").read_text())
     master = record["processes"]["api"]["pid"]
-    for pid in [master, *_children(master)]:  # the gunicorn master and its worker, as the issue killed them
+    for pid in [master, *_children(master)]:  # the API's process and any children, as the issue killed them
         os.kill(pid, signal.SIGKILL)
 
     answers = []
