@@ -40,6 +40,7 @@ PVCS = RESOURCES[("", "persistentvolumeclaims")]
 NODES = RESOURCES[("", "nodes")]
 REPO = Path(__file__).resolve().parents[2]
 MAX_BACKOFF = 300.0
+STALE_RESTART = 5.0  # seconds a restarted container may keep showing its old run
 
 _SUFFIXES = {"m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
              "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
@@ -134,6 +135,7 @@ class ContainerRun:
     runs: list[tuple[int, int]] = field(default_factory=list)  # (started, finished) of earlier runs
     backoff: float = 0.0
     restart_at: float | None = None
+    restarted_at: float | None = None  # when podman was last asked to start it again
     probe_successes: int = 0
     probe_failures: int = 0
 
@@ -616,7 +618,12 @@ class Kubelet:
                     if container.restart_at is not None:
                         if loop.time() >= container.restart_at and not run.terminating:
                             container.restart_at = None
-                            await self._podman("start", f"{run.podman_name}-{container.name}")
+                            code, _, err = await self._podman("start", f"{run.podman_name}-{container.name}")
+                            if code != 0:
+                                self._restart_failed(run, container, err.strip() or f"podman start: exit {code}")
+                                changed = True
+                                continue
+                            container.restarted_at = loop.time()
                             container.restart_count += 1
                             pod = self.store.find(PODS, run.namespace, run.name)
                             if pod is not None:
@@ -642,6 +649,7 @@ class Kubelet:
                 return False
             container.started_at = started
             container.started = True
+            container.restarted_at = None
             container.state = {"running": {"startedAt": _stamp(started)}}
             container.ready = container.probe is None
             return True
@@ -651,8 +659,15 @@ class Kubelet:
         code = int(state.get("ExitCode") or 0)
         started, finished = int(state.get("StartedAt") or 0), int(state.get("ExitedAt") or 0)
         if (started, finished) in container.runs:
+            # Still the run seen before: a restart podman accepted did not take. Seen once in a busy
+            # full run (the pod never reached CrashLoopBackOff); a kubelet tries again after the back-off.
+            waited = asyncio.get_running_loop().time() - (container.restarted_at or 0)
+            if container.restarted_at is not None and waited > STALE_RESTART:
+                self._restart_failed(run, container, "the container did not start again")
+                return True
             return False
         container.runs.append((started, finished))
+        container.restarted_at = None
         container.started = True
         terminated = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
                                      "startedAt": _stamp(started), "finishedAt": _stamp(finished),
@@ -681,6 +696,19 @@ class Kubelet:
                             f"{run.name}_{run.namespace}({run.uid})", "Warning",
                             field_path=f"spec.containers{{{container.name}}}")
         return True
+
+    def _restart_failed(self, run: PodRun, container: ContainerRun, why: str) -> None:
+        container.restarted_at = None
+        container.backoff = max(container.backoff, self.crash_backoff)
+        container.restart_at = asyncio.get_running_loop().time() + container.backoff
+        container.state = {"waiting": {"reason": "CrashLoopBackOff", "message": (
+            f"back-off {container.backoff:.0f}s restarting failed container={container.name} "
+            f"pod={run.name}_{run.namespace}({run.uid}): {why[:300]}")}}
+        container.backoff = min(container.backoff * 2, MAX_BACKOFF)
+        pod = self.store.find(PODS, run.namespace, run.name)
+        if pod is not None:
+            self._event(pod, "BackOff", f"Back-off restarting failed container {container.name}: {why[:300]}",
+                        "Warning", field_path=f"spec.containers{{{container.name}}}")
 
     async def _probe(self, run: PodRun, container: ContainerRun) -> None:
         probe = container.probe
