@@ -44,7 +44,9 @@ def main() -> int:
     if launcher not in ("local", "podman"):
         print(f"HEBI_LAUNCHER is local or podman, not {launcher!r}", file=sys.stderr)
         return 2
-    config = local_system.write_config(base, port=free_port(), launcher=launcher)
+    # One user on one's own machine: their code may run as the account running the demo.
+    config = local_system.write_config(base, port=free_port(), launcher=launcher,
+                                       unisolated_code=launcher == "local")
     gateway = None
     try:
         password = secrets.token_urlsafe(9)

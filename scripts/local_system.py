@@ -28,10 +28,11 @@ def images() -> dict[str, str]:
 
 
 def write_config(base: Path, *, port: int = 0, nginx: str = "auto", users_root: Path | None = None,
-                 launcher: str = "local", front: bool = True) -> Path:
+                 launcher: str = "local", front: bool = True, unisolated_code: bool = False) -> Path:
     """A configuration keeping everything of this system under ``base``; returns its path. ``launcher``
     ``podman`` runs each session in containers, as its account's uid (needs root and podman). ``front``:
-    the gateway behind its nginx front (gateway.front), as a facility runs it."""
+    the gateway behind its nginx front (gateway.front), as a facility runs it. ``unisolated_code``: users'
+    own code jobs even in sessions that run as the service account (a single-user machine only)."""
     base = base.resolve()
     users_root = (users_root or base / "users").resolve()
     sessions = base / "sessions"
@@ -53,6 +54,8 @@ def write_config(base: Path, *, port: int = 0, nginx: str = "auto", users_root: 
         "session": {"roots": {name: {"path": str(users_root / "{user}" / name), "writable": True}
                               for name in ("data", "processing", "output")}},
     }
+    if unisolated_code:
+        config["jobs"] = {"code": {"allow_unisolated": True}}
     base.mkdir(parents=True, exist_ok=True)
     path = base / "hebi.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -408,6 +408,27 @@ class LocalJobsConfig(_Section):
     kill_grace: float = Field(default=5.0, ge=0)
 
 
+class CodeJobsConfig(_Section):
+    """The user's own code as jobs (kind ``code``, docs/jobs.md): Python projects, run with the mode's
+    backend, queue and limits like a Savu job."""
+
+    #: Code jobs at all.
+    enabled: bool = True
+    #: Run code jobs even where the session is not isolated as the user (the ``local`` launcher runs
+    #: every session as the service account): only for a single-user machine such as ``make demo``.
+    allow_unisolated: bool = False
+    #: Where ``requirements.txt`` is installed from. ``index_url`` empty: no index at all, only
+    #: ``find_links`` (a facility's wheelhouse folder or page): clusters without internet are the rule.
+    index_url: str = "https://pypi.org/simple"
+    find_links: list[str] = Field(default_factory=list)
+    #: The Python that runs ``hebi_runner.code`` where the job runs; empty: the session's own (a cluster
+    #: node sees the same path). A Kubernetes Job runs the jobs image's: ``/opt/hebi/bin/python3``.
+    python: str = ""
+    #: What a project (a folder, or a .zip unpacked at submission) may hold.
+    max_files: int = Field(default=10_000, ge=1)
+    max_mb: int = Field(default=1024, ge=1)
+
+
 class _GridEngineCell(_Section):
     """What both ways to GridEngine (``drmaa`` and ``gridengine``) need to know of the cell."""
 
@@ -539,7 +560,7 @@ class KubernetesJobsConfig(_Section):
 
 
 class JobsConfig(_Section):
-    """Savu jobs: preview and full runs through a cluster backend (docs/jobs.md)."""
+    """Jobs: Savu runs (preview and full) and the user's own code, through a cluster backend (docs/jobs.md)."""
 
     preview: JobModeConfig = Field(default_factory=lambda: JobModeConfig(
         queue="preview.q", time_limit=600, max_time_limit=1800, max_cores=1))
@@ -565,6 +586,7 @@ class JobsConfig(_Section):
     ssh: SshJobsConfig = Field(default_factory=SshJobsConfig)
     slurmrest: SlurmRestJobsConfig = Field(default_factory=SlurmRestJobsConfig)
     kubernetes: KubernetesJobsConfig = Field(default_factory=KubernetesJobsConfig)
+    code: CodeJobsConfig = Field(default_factory=CodeJobsConfig)
 
 
 class HebiConfig(_Section):

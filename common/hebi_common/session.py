@@ -87,6 +87,9 @@ class SessionContext:
     roots: Roots
     #: The user's own state folder (job registry, ...): see session_state_dir.
     state_dir: Path
+    #: The launcher runs this session as the user's own uid, in its own container, with only the user's
+    #: folders mounted (podman, kubernetes); the local launcher runs it as the service account.
+    isolated: bool = False
 
     @classmethod
     def from_environment(cls, config: HebiConfig, environ=os.environ) -> SessionContext:
@@ -105,7 +108,8 @@ class SessionContext:
         home = environ.get("HEBI_SESSION_HOME", "")
         state_dir = check_state_dir(Path(state), user, home)  # again here: the kernel's view, not the launcher's
         claim_state_dir(state_dir, user)
-        return cls(user, home, secret, Roots.from_config(config.session.roots, user, home), state_dir)
+        return cls(user, home, secret, Roots.from_config(config.session.roots, user, home), state_dir,
+                   environ.get("HEBI_SESSION_ISOLATED") == "1")
 
 
 def install_flask_session_guard(app, context: SessionContext) -> None:

@@ -127,6 +127,13 @@ def write_session(base: Path, backend: str, **jobs_overrides) -> Path:
              for mode, queue in zip(("preview", "full"), kind.queues)}
     modes["preview"].update(time_limit=60, max_time_limit=600, max_cores=1)
     modes["full"].update(time_limit=600, max_time_limit=3600, max_cores=2, max_memory_mb=4096)
+    # Code jobs install from a wheelhouse in the roots, which every backend's nodes see at the same path.
+    # The suite's API runs as root on this machine, not as the user: code jobs are let through here;
+    # tests/jobs/test_code_jobs.py shows them refused where the session is not isolated.
+    wheelhouse = roots / "data" / "wheelhouse"
+    write_wheel(wheelhouse)
+    code = {"allow_unisolated": True, "index_url": "", "find_links": [str(wheelhouse)],
+            **jobs_overrides.pop("code", {})}
     config = {
         "logging": {"level": "info"},
         "session": {"roots": {name: {"path": str(roots / name), "writable": name != "data"}
@@ -134,7 +141,7 @@ def write_session(base: Path, backend: str, **jobs_overrides) -> Path:
                     "state_dir": str(base / "{user}" / "state")},
         "jobs": {"command": [sys.executable, str(FAKE_SAVU), "{data}", "{process_list}", "{output}", "-f", "{folder}"],
                  "poll_interval": 0.3, "lost_after": 60, "local": {"workers": 2, "kill_grace": 2}, **modes,
-                 **jobs_overrides},
+                 "code": code, **jobs_overrides},
     }
     path = base / "hebi.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -262,3 +269,39 @@ class ApiProcess:
             job = self.job(job_id)
         assert job["state"] in states, f"job {job_id} is {job['state']} ({job['message']}), expected {states}"
         return job
+
+
+# -- code jobs ------------------------------------------------------------------------------------------
+
+WHEEL_PACKAGE = "hebi_probe"
+
+
+def write_wheel(folder: Path, package: str = WHEEL_PACKAGE, version: str = "1.0") -> Path:
+    """A real (tiny) wheel in ``folder``, the facility wheelhouse a code job's requirements come from:
+    ``import hebi_probe; hebi_probe.VALUE``."""
+    import base64
+    import hashlib
+    import zipfile
+    folder.mkdir(parents=True, exist_ok=True)
+    info = f"{package}-{version}.dist-info"
+    files = {f"{package}/__init__.py": f"VALUE = 'from the wheelhouse {version}'\n",
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {package.replace('_', '-')}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hebi-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(text.encode())}")
+    record.append(f"{info}/RECORD,,")
+    path = folder / f"{package}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+        wheel.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+def write_project(folder: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder

@@ -75,7 +75,7 @@ def kubernetes_setup(request, base: Path):
     # The image's own Python, named by its path there: the API resolves a bare name on its PATH (here
     # the host's venv, which the image has not).
     command = [IMAGE_PYTHON, str(HERE / "fake_savu.py"), "{data}", "{process_list}", "{output}", "-f", "{folder}"]
-    jobs = {"command": command, "kubernetes": {
+    jobs = {"command": command, "code": {"python": IMAGE_PYTHON}, "kubernetes": {
         "kubeconfig": str(cluster.kubeconfig), "image": cluster.runner_image, "pull_policy": "IfNotPresent",
         "max_parallel": MAX_PARALLEL, "run_as_user": JOB_UID, "run_as_group": JOB_UID, "kill_grace": 2,
         "mounts": {str(HERE): {"host_path": str(HERE)}}}}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from jobs_support import CLUSTER_KINDS, ApiProcess, ClusterKind, _script, dataset, gridengine, slurm, write_session  # noqa: F401 - session fixtures, used through request.getfixturevalue
+from jobs_support import CLUSTER_KINDS, ApiProcess, ClusterKind, _script, dataset, gridengine, slurm, write_project, write_session  # noqa: F401 - session fixtures, used through request.getfixturevalue
 from support_kube import kube_jobs_cluster  # noqa: F401 - the kubernetes kind's session fixture
 from support_slurmrest import slurmrest  # noqa: F401 - session fixture, used through request.getfixturevalue
 from support_ssh import sshd  # noqa: F401 - the ssh kinds' session fixture
@@ -132,11 +132,17 @@ def test_cancel_ends_a_running_job(cluster):
     api = cluster.api
     job = api.submit(dataset(cluster.base, "cancel-me.nxs", seconds=120, steps=120))
     api.wait(job["id"], "running", timeout=60)
+    # "running" is the scheduler's word: the job's process may not have started yet (Slurm reports a
+    # job running once it has its node). Cancel once it is really writing its log.
+    log = (run_folder(cluster, job) / "run_log" / "user.log")
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert log.exists(), "the running job never wrote its user.log"
     answer = api.post(f"/api/jobs/{job['id']}/cancel")
     assert answer.status_code == 200 and answer.json()["cancel_requested"]
     done = api.wait(job["id"], {"cancelled", "failed", "finished", "lost"}, timeout=60)
     assert done["state"] == "cancelled", done
-    log = (run_folder(cluster, job) / "run_log" / "user.log")
     size = log.stat().st_size
     time.sleep(2.5)
     assert log.stat().st_size == size, "the cancelled job is still writing its log"
@@ -322,3 +328,34 @@ def test_preview_is_killed_at_its_time_limit_and_reported_so(cluster):
     assert done["end"]["wall_time"] >= cluster.kind.time_limit * 0.9
     if cluster.kind.family == "gridengine":
         assert done["end"]["signal"] == "SIGKILL"
+
+
+CODE_PROJECT = {
+    "requirements.txt": "hebi-probe\n",
+    "code.py": ("import json, os, hebi_probe\n"
+                "json.dump({'value': hebi_probe.VALUE, 'input': sorted(os.listdir('input')), 'uid': os.getuid()},\n"
+                "          open('output/result.json', 'w'))\n"
+                "print('code ran')\n"),
+}
+
+
+def test_a_python_project_runs_with_its_requirements_from_the_wheelhouse(cluster):
+    """A scientist's own code on this backend: its requirements from the facility's wheelhouse, the
+    data chosen as input/, the results under output/; the next job with the same requirements reuses
+    the environment the first one made."""
+    api = cluster.api
+    write_project(cluster.base / "roots" / "processing" / "project", CODE_PROJECT)
+    data = dataset(cluster.base, "code-input.nxs")
+    body = {"kind": "code", "project": "processing/project", "data": data, "output": "output/code", "mode": "full"}
+    logs = []
+    for _ in range(2):
+        answer = api.post("/api/jobs", json=body)
+        assert answer.status_code == 201, answer.text
+        job = api.wait(answer.json()["id"], {"finished", "failed", "timeout", "lost", "cancelled"}, timeout=180)
+        stderr = api.get(f"/api/jobs/{job['id']}/log", params={"stream": "stderr"}).json()["text"]
+        assert job["state"] == "finished", (job, stderr)
+        result = json.loads((run_folder(cluster, job) / "output" / "result.json").read_text())
+        assert result["value"] == "from the wheelhouse 1.0" and result["input"] == ["code-input.nxs"]
+        assert "code ran" in api.get(f"/api/jobs/{job['id']}/log", params={"stream": "stdout"}).json()["text"]
+        logs.append(stderr)
+    assert "made in" in logs[0] and "already made, reused" in logs[1], logs

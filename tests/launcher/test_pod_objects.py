@@ -133,6 +133,7 @@ def test_the_secret_is_a_file_never_in_the_environment():
     assert api_env["HEBI_SESSION_SECRET_FILE"] == SECRET_PATH
     assert api_env["HEBI_SESSION_USER"] == "alice"
     assert api_env["HEBI_SESSION_STATE_DIR"] == "/var/lib/hebi/pods/alice/state"
+    assert api_env["HEBI_SESSION_ISOLATED"] == "1"  # a pod runs as the user: their own code may run (kind code)
 
 
 def test_the_api_can_load_gridengines_drmaa_library():

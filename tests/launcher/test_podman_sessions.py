@@ -172,6 +172,59 @@ def test_a_link_to_bobs_file_leads_nowhere_in_alices_pod(pods):
     assert opened.status_code in (400, 403, 404) and "bob's" not in opened.text
 
 
+PROBE = """\
+import json, os
+report = {"uid": os.getuid()}
+for what, action in (("read", lambda: open(BOB_FILE).read()), ("list", lambda: os.listdir(BOB_DATA)),
+                     ("link", lambda: (os.symlink(BOB_FILE, "output/to-bob"), open("output/to-bob").read())),
+                     ("image", lambda: open("/opt/x", "w"))):
+    try:
+        action()
+        report[what] = "done"
+    except OSError as error:
+        report[what] = type(error).__name__
+json.dump(report, open("output/report.json", "w"))
+"""
+
+
+def test_alices_own_code_runs_in_her_pod_as_her_and_the_kernel_keeps_bob_out(pods):
+    """A code job on the pod's local backend (the session is isolated, so code is allowed): it runs as
+    alice's uid, and what it tries against bob - reading his file by path, listing his folder, a link it
+    makes to his file - fails in the kernel, as does writing to the image. (Handed a link to bob's file as
+    its data, hebi refuses the job before it runs.)"""
+    pods.login("bob").get(f"{pods.url}/api/whoami")
+    uid = accounts(pods)["alice"]["uid"]
+    bob_data = pods.folders("bob")["data"]
+    (bob_data / "bob-private.txt").write_text("bob's")
+    alice = pods.folders("alice")
+    project = alice["processing"] / "probe"
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "code.py").write_text(f"BOB_FILE = {str(bob_data / 'bob-private.txt')!r}\nBOB_DATA = {str(bob_data)!r}\n"
+                                     + PROBE)
+    link = alice["data"] / "to-bob.txt"
+    link.unlink(missing_ok=True)
+    link.symlink_to(bob_data / "bob-private.txt")
+    local_system.hand_over(pods.config_path, "alice")
+    http = pods.login("alice")
+    body = {"kind": "code", "project": "processing/probe", "output": "output/probe", "mode": "preview"}
+    refused = http.post(f"{pods.url}/api/jobs", json={**body, "data": "data/to-bob.txt"})
+    assert refused.status_code == 403 and "outside its root" in refused.json()["error"]
+    submitted = http.post(f"{pods.url}/api/jobs", json=body)
+    assert submitted.status_code == 201, submitted.text
+    job = submitted.json()
+    deadline = time.monotonic() + 120
+    while job["state"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job = http.get(f"{pods.url}/api/jobs/{job['id']}", params={"refresh": 1}).json()
+    log = http.get(f"{pods.url}/api/jobs/{job['id']}/log", params={"stream": "stderr"}).text
+    assert job["state"] == "finished", f"{job}\n{log}"
+    report_file = alice["output"].parent / job["run_folder"] / "output" / "report.json"
+    report = json.loads(report_file.read_text())
+    assert report["uid"] == uid and report_file.stat().st_uid == uid
+    assert report["read"] == "FileNotFoundError" and report["list"] == "FileNotFoundError", report
+    assert report["link"] == "FileNotFoundError" and report["image"] in ("OSError", "PermissionError"), report
+
+
 def test_the_admin_reads_a_pods_logs(pods):
     pods.login("alice").get(f"{pods.url}/api/whoami")
     logs = cli(pods, "logs", "-u", "alice")

@@ -515,7 +515,7 @@ export interface paths {
                     /** @description Comma-separated states to keep, e.g. queued,running */
                     state?: string;
                     mode?: "preview" | "full";
-                    /** @description Text in the name, process list or dataset */
+                    /** @description Text in the name, process list, dataset or project */
                     q?: string;
                     /** @description Submitted at or after (seconds since 1970) */
                     since?: number;
@@ -547,7 +547,7 @@ export interface paths {
             };
         };
         put?: never;
-        /** Submit a Savu job (process list + dataset + output folder + mode) */
+        /** Submit a job - Savu (process list + dataset + output folder + mode) or code (project + output folder + mode) */
         post: {
             parameters: {
                 query?: never;
@@ -879,6 +879,11 @@ export interface paths {
                     content: {
                         "application/json": {
                             modes: components["schemas"]["ModeAvailability"][];
+                            /** @description Whether this session may run the user's own code (kind code), and why not */
+                            code: {
+                                available: boolean;
+                                reason?: string;
+                            };
                         };
                     };
                 };
@@ -1931,7 +1936,38 @@ export interface components {
             items: components["schemas"]["TrashItem"][];
             total_bytes: number;
         };
-        JobRequest: {
+        JobRequest: components["schemas"]["SavuJobRequest"] | components["schemas"]["CodeJobRequest"];
+        /** @description The user's own Python project; refused (403) where the session does not run as the user */
+        CodeJobRequest: {
+            /** @enum {string} */
+            kind: "code";
+            /** @description <root>/<path> of the project folder, or of a .zip of it */
+            project: string;
+            /** @description The file to run, inside the project (default code.py, app.py or main.py) */
+            entry?: string;
+            /** @description <root>/<path> of data the program finds as input/<its name> */
+            data?: string;
+            /** @description <root>/<path> of a folder in a writable root; the run folder is made in it */
+            output: string;
+            /**
+             * @description Whose backend, queue and limits the job takes
+             * @enum {string}
+             */
+            mode: "preview" | "full";
+            name?: string;
+            resources?: components["schemas"]["Resources"];
+        };
+        Resources: {
+            /** @description Seconds, or HH:MM:SS */
+            time_limit?: number | string;
+            cores?: number;
+            memory_mb?: number;
+            /** @description Must be the mode's configured queue */
+            queue?: string;
+        };
+        SavuJobRequest: {
+            /** @enum {string} */
+            kind?: "savu";
             /** @description <root>/<path> of a Savu process list (.nxs) */
             process_list: string;
             /** @description <root>/<path> of the data (file or folder) */
@@ -1943,14 +1979,7 @@ export interface components {
             name?: string;
             /** @description Preview only: a number of central slices (default from configuration) or a Savu preview entry such as 'mid-2:mid+3' */
             preview?: number | string;
-            resources?: {
-                /** @description Seconds, or HH:MM:SS */
-                time_limit?: number | string;
-                cores?: number;
-                memory_mb?: number;
-                /** @description Must be the mode's configured queue */
-                queue?: string;
-            };
+            resources?: components["schemas"]["Resources"];
         };
         ModeAvailability: {
             /** @enum {string} */
@@ -1986,6 +2015,8 @@ export interface components {
         };
         Job: {
             id: string;
+            /** @enum {string} */
+            kind: "savu" | "code";
             name: string;
             /** @enum {string} */
             mode: "preview" | "full";
@@ -1995,10 +2026,18 @@ export interface components {
             backend: string;
             scheduler_id: string | null;
             queue: string;
-            process_list: string;
-            dataset: string;
+            /** @description Savu jobs */
+            process_list: string | null;
+            /** @description Savu jobs; the data a code job was given, if any */
+            dataset: string | null;
             output: string;
             run_folder: string | null;
+            /** @description Code jobs: the project folder or .zip */
+            project: string | null;
+            /** @description Code jobs: the file run */
+            entry: string | null;
+            /** @enum {string|null} */
+            language: "python" | null;
             resources: {
                 time_limit: number | null;
                 cores: number | null;

@@ -18,9 +18,13 @@ from typing import Any
 
 from .states import ACTIVE_STATES
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
+#: The columns of the jobs table, in the order of the latest schema; ``kind`` says which job kind
+#: (jobs/kinds.py) reads the rest: a Savu job has a process list and a dataset, a code job a project
+#: (``source``) and perhaps no data.
+JOBS_TABLE = """
+CREATE TABLE {name} (
     id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL DEFAULT 'savu',
     name TEXT NOT NULL,
     mode TEXT NOT NULL,
     backend TEXT NOT NULL,
@@ -39,28 +43,53 @@ CREATE TABLE IF NOT EXISTS jobs (
     missing_since REAL,
     progress REAL,
     progress_text TEXT NOT NULL DEFAULT '',
-    process_list TEXT NOT NULL,
-    dataset TEXT NOT NULL,
+    source TEXT,
+    process_list TEXT,
+    dataset TEXT,
     output TEXT NOT NULL,
     run_dir TEXT NOT NULL DEFAULT '',
     job_dir TEXT NOT NULL,
-    spec TEXT NOT NULL DEFAULT '{}',
-    summary TEXT NOT NULL DEFAULT '{}',
+    spec TEXT NOT NULL DEFAULT '{{}}',
+    summary TEXT NOT NULL DEFAULT '{{}}',
     change INTEGER NOT NULL DEFAULT 0
 );
+"""
+INDEXES = """
 CREATE INDEX IF NOT EXISTS jobs_submitted ON jobs (submitted_at DESC);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 CREATE INDEX IF NOT EXISTS jobs_change ON jobs (change);
+"""
+#: Version 1: the Savu-only table of the first releases (no user_version was written then), kept as
+#: it was so that a registry of any age is brought forward by the same steps.
+VERSION_1 = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, mode TEXT NOT NULL, backend TEXT NOT NULL, backend_id TEXT,
+    queue TEXT NOT NULL DEFAULT '', state TEXT NOT NULL, message TEXT NOT NULL DEFAULT '',
+    exit_code INTEGER, signal TEXT, wall_time REAL, submitted_at REAL NOT NULL, started_at REAL,
+    ended_at REAL, updated_at REAL NOT NULL, cancel_requested_at REAL, missing_since REAL, progress REAL,
+    progress_text TEXT NOT NULL DEFAULT '', process_list TEXT NOT NULL, dataset TEXT NOT NULL,
+    output TEXT NOT NULL, run_dir TEXT NOT NULL DEFAULT '', job_dir TEXT NOT NULL,
+    spec TEXT NOT NULL DEFAULT '{}', summary TEXT NOT NULL DEFAULT '{}', change INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counter VALUES ('change', 0);
-"""
+""" + INDEXES
+_V1_COLUMNS = ("id, name, mode, backend, backend_id, queue, state, message, exit_code, signal, wall_time, "
+               "submitted_at, started_at, ended_at, updated_at, cancel_requested_at, missing_since, progress, "
+               "progress_text, process_list, dataset, output, run_dir, job_dir, spec, summary, change")
+#: Version 2: job kinds. SQLite cannot drop a NOT NULL, so the table is made again and the rows copied.
+VERSION_2 = (JOBS_TABLE.format(name="jobs_v2")
+             + f"INSERT INTO jobs_v2 ({_V1_COLUMNS}) SELECT {_V1_COLUMNS} FROM jobs;\n"
+             + "DROP TABLE jobs;\nALTER TABLE jobs_v2 RENAME TO jobs;\n" + INDEXES)
+#: Applied in order; ``PRAGMA user_version`` counts those done. Append, never edit one that shipped.
+MIGRATIONS = (VERSION_1, VERSION_2)
 
-COLUMNS = ("id", "name", "mode", "backend", "backend_id", "queue", "state", "message", "exit_code", "signal",
-           "wall_time", "submitted_at", "started_at", "ended_at", "updated_at", "cancel_requested_at",
-           "missing_since", "progress", "progress_text", "process_list", "dataset", "output", "run_dir", "job_dir",
-           "spec", "summary", "change")
+COLUMNS = ("id", "kind", "name", "mode", "backend", "backend_id", "queue", "state", "message", "exit_code",
+           "signal", "wall_time", "submitted_at", "started_at", "ended_at", "updated_at", "cancel_requested_at",
+           "missing_since", "progress", "progress_text", "source", "process_list", "dataset", "output", "run_dir",
+           "job_dir", "spec", "summary", "change")
 #: What a job list shows of the spec, kept apart so that listing 1000 jobs decodes little.
-SUMMARY_KEYS = ("time_limit", "cores", "memory_mb", "preview", "run_folder")
+SUMMARY_KEYS = ("time_limit", "cores", "memory_mb", "preview", "run_folder", "entry", "language")
 
 
 class JobRegistry:
@@ -68,7 +97,7 @@ class JobRegistry:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._connect().db.executescript(SCHEMA)
+        migrate(self._connect().db)
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -153,9 +182,10 @@ class JobRegistry:
             where.append("submitted_at >= ?")
             args.append(since)
         if text:
-            where.append("(name LIKE ? ESCAPE '\\' OR process_list LIKE ? ESCAPE '\\' OR dataset LIKE ? ESCAPE '\\')")
+            where.append("(name LIKE ? ESCAPE '\\' OR process_list LIKE ? ESCAPE '\\' OR dataset LIKE ? ESCAPE '\\'"
+                         " OR source LIKE ? ESCAPE '\\')")
             pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            args += [pattern] * 3
+            args += [pattern] * 4
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         db = self._connect().db
         total = db.execute(f"SELECT COUNT(*) FROM jobs{clause}", args).fetchone()[0]
@@ -174,6 +204,31 @@ class JobRegistry:
     def delete(self, job_id: str) -> None:
         with self._connect() as db:
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring a registry to the latest schema; the version it is at. Under an exclusive lock, so two
+    processes opening an old registry at once migrate it once."""
+    db.execute("BEGIN EXCLUSIVE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise RuntimeError(f"the job registry is at version {version}, newer than this API knows "
+                               f"({len(MIGRATIONS)}): run the newer API, or restore the registry")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in _statements(script):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    # executescript would COMMIT the transaction first; one statement at a time keeps a migration whole.
+    return [part.strip() for part in script.split(";\n") if part.strip()]
 
 
 class _Transaction:

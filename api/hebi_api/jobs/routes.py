@@ -14,13 +14,16 @@ from hebi_common.sandbox import SandboxError
 
 from ..bodies import json_body
 from ..state import hebi
-from .savu import log_tail, parse_request
+from .code import refusal as code_refusal
+from .kinds import parse_request
+from .savu import log_tail
 from .service import JOB_FOLDER, JobService
 from .states import ACTIVE_STATES, JobState
 
 blueprint = Blueprint("jobs", __name__)
 STREAM_SECONDS = 300  # an event stream ends after this; EventSource reconnects by itself (Last-Event-ID)
 LOG_STREAMS = ("stdout", "stderr", "user")
+OUTPUTS_LISTED = 5000
 
 
 def service() -> JobService:
@@ -37,10 +40,11 @@ def public(job: dict) -> dict:
     summary = job["summary"]
     run_dir = summary.get("run_folder")  # recorded at submission: no filesystem call per job listed
     return {
-        "id": job["id"], "name": job["name"], "mode": job["mode"], "state": job["state"],
+        "id": job["id"], "kind": job["kind"], "name": job["name"], "mode": job["mode"], "state": job["state"],
         "message": job["message"], "backend": job["backend"], "scheduler_id": job["backend_id"],
         "queue": job["queue"], "process_list": job["process_list"], "dataset": job["dataset"],
-        "output": job["output"], "run_folder": run_dir,
+        "output": job["output"], "run_folder": run_dir, "project": job["source"],
+        "entry": summary.get("entry"), "language": summary.get("language"),
         "resources": {key: summary.get(key) for key in ("time_limit", "cores", "memory_mb")},
         "preview": summary.get("preview"),
         "progress": job["progress"], "progress_text": job["progress_text"],
@@ -74,7 +78,7 @@ def _cluster_note(jobs: JobService) -> dict:
 @blueprint.post("/jobs")
 def submit():
     jobs = service()
-    job_request = parse_request(json_body(), hebi("context").roots, hebi("config").jobs, hebi("catalogue"))
+    job_request = parse_request(json_body(), hebi("context"), hebi("config").jobs, hebi("catalogue"))
     job = jobs.submit(job_request)
     return jsonify(public(job)), 201
 
@@ -93,9 +97,11 @@ def submit_batch():
     requests = []
     for index, item in enumerate(body["jobs"]):
         try:
-            requests.append(parse_request(item, hebi("context").roots, config, hebi("catalogue")))
+            requests.append(parse_request(item, hebi("context"), config, hebi("catalogue")))
         except UserError as error:
             raise UserError(f"job {index}: {error.message}", error.status, index=index, **error.extra) from None
+        if requests[-1].kind != "savu":  # each copies its project: a batch could copy it a thousand times
+            abort(400, description=f"job {index}: code jobs are submitted one at a time (POST /api/jobs)")
     submitted = jobs.submit_many(requests)
     return jsonify(jobs=[public(job) for job in submitted]), 201
 
@@ -144,13 +150,18 @@ def _log_path(job: dict, which: str) -> Path:
     if which not in LOG_STREAMS:
         abort(400, description=f"unknown log {which!r}: stdout, stderr or user (Savu's run_log/user.log)")
     if which == "user":
+        if job["kind"] != "savu":
+            abort(400, description="a code job has no Savu user.log: stdout or stderr")
         return service().job_file(Path(job["run_dir"]) / "run_log" / "user.log", "user.log")
     return service().job_file(job["spec"].get(which, ""), which)
 
 
 def _default_stream(job: dict) -> str:
     """Savu's user.log, except for an ended job whose user.log is empty or missing: a run that failed
-    before Savu started its log said why on stderr."""
+    before Savu started its log said why on stderr. A code job has no user.log: what the program
+    prints, or what it said on stderr when it failed."""
+    if job["kind"] != "savu":
+        return "stderr" if job["state"] in (JobState.FAILED, JobState.TIMEOUT) else "stdout"
     if JobState(job["state"]).final:
         try:
             user_log = _log_path(job, "user")
@@ -218,13 +229,15 @@ def _read_from(path: Path, offset: int) -> tuple[str, int]:
 
 @blueprint.get("/jobs/<job_id>/outputs")
 def job_outputs(job_id: str):
-    """Files the run wrote (its run folder), as <root>/<path> names the file browser understands."""
+    """Files the run wrote (a Savu job's run folder, a code job's ``output/``), as <root>/<path> names the
+    file browser understands; at most OUTPUTS_LISTED."""
     job = _job_or_404(job_id)
     roots = hebi("context").roots
     run_dir = service().job_file(job["run_dir"], "run folder")
+    top = run_dir / "output" if job["kind"] == "code" else run_dir
     files = []
-    if run_dir.is_dir():
-        for folder, subfolders, names in os.walk(run_dir):
+    if top.is_dir():
+        for folder, subfolders, names in os.walk(top):
             subfolders[:] = sorted(name for name in subfolders if name != JOB_FOLDER)
             for name in sorted(names):
                 path = Path(folder) / name
@@ -234,15 +247,18 @@ def job_outputs(job_id: str):
                 except (OSError, SandboxError):
                     continue
                 files.append({"path": ref, "size": stat.st_size, "modified": int(stat.st_mtime)})
-                if len(files) >= 5000:
+                if len(files) >= OUTPUTS_LISTED:
                     break
+            if len(files) >= OUTPUTS_LISTED:
+                break
     return jsonify(job=job_id, run_folder=_ref_or_none(roots, str(run_dir)), exists=run_dir.is_dir(), files=files)
 
 
 @blueprint.get("/cluster")
 def cluster():
     jobs = service()
-    return jsonify(modes=jobs.availability())
+    refused = code_refusal(hebi("context"), hebi("config").jobs)
+    return jsonify(modes=jobs.availability(), code={"available": not refused, **({"reason": refused} if refused else {})})
 
 
 @blueprint.get("/jobs/events")

@@ -15,27 +15,18 @@ import re
 import shutil
 import sys
 import time
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hebi_common.errors import UserError
 from hebi_common.sandbox import Roots, SandboxError
 from hebi_common.savu.catalogue import Catalogue
 from hebi_common.savu.process_list import ProcessList, ProcessListError, read_process_list
 from hebi_common.savu.validation import check_runnable
 
-MODES = ("preview", "full")
-#: Unicode categories refused in every text field: control characters (a line break in a log line, a
-#: terminal escape), format characters (a right-to-left override that shows a name backwards),
-#: surrogates, private and unassigned characters, line and paragraph separators.
-INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+from .requests import JobRequestError, check_text, existing, existing_file, output_folder, parse_mode, parse_resources
+
 RUNNING_LINE = re.compile(r"\*Running the (?P<name>\S+) plugin\*")
-
-
-class JobRequestError(UserError):
-    """A request that cannot become a job; the message names the field."""
 
 
 @dataclass
@@ -52,22 +43,7 @@ class SavuJobRequest:
     preview_slices: str | None  # the loader preview entry for the slice dimension (preview mode)
     refs: dict[str, str]  # process_list/dataset/output as <root>/<path>
     plugins: int  # active processing plugins (for overall progress)
-
-
-def check_text(field: str, value: Any, limit: int = 4096, *, option: bool = False) -> str:
-    """Any printable text. ``option``: the value reaches a scheduler's option, where a leading '-'
-    would read as another option."""
-    if not isinstance(value, str):
-        raise JobRequestError(f"'{field}' must be text")
-    bad = sorted({char for char in value if unicodedata.category(char) in INVISIBLE})
-    if bad:
-        shown = " ".join(f"U+{ord(char):04X}" for char in bad)
-        raise JobRequestError(f"'{field}' contains control or invisible characters ({shown})")
-    if len(value) > limit:
-        raise JobRequestError(f"'{field}' is longer than {limit} characters")
-    if option and value.startswith("-"):
-        raise JobRequestError(f"'{field}' must not start with '-' (the scheduler would read it as an option)")
-    return value
+    kind: str = "savu"
 
 
 def parse_request(body: Any, roots: Roots, jobs_config, catalogue: Catalogue | None = None) -> SavuJobRequest:
@@ -81,46 +57,22 @@ def parse_request(body: Any, roots: Roots, jobs_config, catalogue: Catalogue | N
         if not body.get(field):
             raise JobRequestError(f"'{field}' is required")
     refs = {field: check_text(field, body[field]) for field in ("process_list", "dataset", "output")}
-    mode = check_text("mode", body["mode"], 20)
-    if mode not in MODES:
-        raise JobRequestError(f"unknown mode {mode!r}: a job is either 'preview' or 'full'")
+    mode = parse_mode(body["mode"])
     name = check_text("name", body.get("name") or "", 100)
     mode_config = getattr(jobs_config, mode)
 
-    process_list = _existing_file(roots, refs["process_list"], "process list")
+    process_list = existing_file(roots, refs["process_list"], "process list")
     plugins, gpu_plugins = _check_process_list(process_list, refs["process_list"], catalogue)
     if gpu_plugins and not mode_config.gpus:
         where = f"the {mode} queue {mode_config.queue!r}" if mode_config.queue else f"the {mode} queue"
         raise JobRequestError(f"{refs['process_list']}: {', '.join(gpu_plugins)} needs a GPU, and {where} has none: "
                               "switch it off or use a CPU plugin instead (e.g. AstraReconCpu, TomobarRecon)")
-    dataset = _existing(roots, refs["dataset"], "dataset")
+    dataset = existing(roots, refs["dataset"], "dataset")
     if dataset.is_file():  # a folder is a dataset too, for Savu's image-stack loaders
         _check_hdf5(dataset, refs["dataset"], roots)
-    output = _output_folder(roots, refs["output"])
+    output = output_folder(roots, refs["output"])
 
-    resources = body.get("resources") or {}
-    if not isinstance(resources, dict):
-        raise JobRequestError("'resources' must be an object: {\"time_limit\", \"cores\", \"memory_mb\", \"queue\"}")
-    unknown = sorted(set(resources) - {"time_limit", "cores", "memory_mb", "queue"})
-    if unknown:
-        raise JobRequestError(f"unknown resource '{unknown[0]}' (time_limit, cores, memory_mb, queue)")
-    queue = mode_config.queue
-    if resources.get("queue") not in (None, ""):
-        asked = check_text("resources.queue", resources["queue"], 100, option=True)
-        if asked != mode_config.queue:
-            shown = f"{mode} jobs go to {mode_config.queue!r}" if mode_config.queue else f"{mode} jobs take no queue"
-            raise JobRequestError(f"unknown queue {asked!r}: {shown}")
-    time_limit = _time_limit(resources.get("time_limit", mode_config.time_limit))
-    if time_limit > mode_config.max_time_limit:
-        raise JobRequestError(f"a time limit of {time_limit} s is more than {mode} jobs may ask for "
-                              f"({mode_config.max_time_limit} s)")
-    cores = _whole(resources.get("cores", 1), "resources.cores")
-    if cores > mode_config.max_cores:
-        raise JobRequestError(f"{cores} cores is more than {mode} jobs may ask for ({mode_config.max_cores})")
-    memory = _whole(resources.get("memory_mb", mode_config.memory_mb), "resources.memory_mb", minimum=0)
-    if memory > mode_config.max_memory_mb:
-        raise JobRequestError(f"{memory} MB of memory is more than {mode} jobs may ask for "
-                              f"({mode_config.max_memory_mb} MB)")
+    time_limit, cores, memory, queue = parse_resources(body.get("resources"), mode, mode_config)
 
     slices = None
     if mode == "preview":
@@ -153,42 +105,6 @@ def preview_entry(asked: Any, default_count: int) -> str:
         raise JobRequestError(f"'preview' {problem}; use start[:stop[:step[:chunk]]] with numbers and the "
                               "words start, mid and end, e.g. 'mid-2:mid+3'")
     return text
-
-
-def _time_limit(value: Any) -> int:
-    if isinstance(value, str) and re.fullmatch(r"\d+:\d{1,2}:\d{1,2}", value):
-        hours, minutes, seconds = (int(part) for part in value.split(":"))
-        value = hours * 3600 + minutes * 60 + seconds
-    return _whole(value, "resources.time_limit")
-
-
-def _whole(value: Any, field: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < minimum:
-        raise JobRequestError(f"'{field}' must be a whole number of at least {minimum}")
-    return int(value)
-
-
-def _resolve(roots: Roots, ref: str, *, for_writing: bool = False) -> Path:
-    try:
-        return roots.resolve_ref(ref, for_writing=for_writing)[1]
-    except SandboxError as error:
-        raise JobRequestError(f"{ref}: {error.message}", error.status) from None
-
-
-def _existing(roots: Roots, ref: str, what: str) -> Path:
-    path = _resolve(roots, ref)
-    if not path.exists():
-        raise JobRequestError(f"the {what} {ref} does not exist", 404)
-    if not os.access(path, os.R_OK):
-        raise JobRequestError(f"the {what} {ref} cannot be read (permission denied)", 403)
-    return path
-
-
-def _existing_file(roots: Roots, ref: str, what: str) -> Path:
-    path = _existing(roots, ref, what)
-    if not path.is_file():
-        raise JobRequestError(f"the {what} {ref} is a folder, not a file")
-    return path
 
 
 def _check_hdf5(path: Path, ref: str, roots: Roots) -> None:
@@ -267,19 +183,6 @@ def _gpu_plugins(process_list: ProcessList, catalogue: Catalogue | None) -> list
     catalogue = catalogue or default_catalogue()
     return [f"{entry.pos} {entry.name}" for entry in process_list.plugins
             if entry.active and (definition := catalogue.get(entry.name)) is not None and definition.needs_gpu]
-
-
-def _output_folder(roots: Roots, ref: str) -> Path:
-    path = _resolve(roots, ref, for_writing=True)
-    if path.exists() and not path.is_dir():
-        raise JobRequestError(f"the output {ref} is a file; name a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise JobRequestError(f"cannot create the output folder {ref}: {error.strerror}", 403) from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise JobRequestError(f"the output folder {ref} is not writable", 403)
-    return path
 
 
 # -- the preview copy ---------------------------------------------------------------------------------
@@ -416,3 +319,52 @@ def failure_reason(stderr: str, user_log: str) -> str:
         if ERROR_LINE.search(message):
             return message.strip()[:300]
     return lines[-1][:300] if lines else ""
+
+
+# -- the Savu job kind --------------------------------------------------------------------------------
+
+class SavuKind:
+    """A process list run on a dataset (jobs/kinds.py): progress and failures read from Savu's user.log."""
+
+    name = "savu"
+
+    def parse(self, body: dict, context, jobs_config, catalogue: Catalogue | None = None) -> SavuJobRequest:
+        return parse_request(body, context.roots, jobs_config, catalogue)
+
+    def prepare(self, service, request: SavuJobRequest, job_id: str, now: float):
+        folder = run_folder_name(request.dataset, request.mode, job_id, now)
+        job_dir = service.job_folder(request.refs["output"], job_id)
+        process_list = request.process_list
+        extra: dict[str, Any] = {"plugins": request.plugins}
+        if request.mode == "preview":
+            process_list = job_dir / f"{request.process_list.stem}_preview{request.process_list.suffix or '.nxs'}"
+            extra["preview"] = write_preview_copy(request.process_list, process_list, request.preview_slices)
+        command = job_command(service.config.command, data=request.dataset, process_list=process_list,
+                              output=request.output, folder=folder)
+        spec = service.job_spec(request, job_id, job_dir, command)
+        record = service.job_record(
+            request, job_id, now, spec, name=request.name or request.process_list.stem,
+            process_list=request.refs["process_list"], dataset=request.refs["dataset"],
+            output=request.refs["output"], run_dir=str(request.output / folder),
+            details={**extra, "run_folder": f"{service.roots.to_ref(request.output)}/{folder}",
+                  "process_list_used": str(process_list)})
+        return record, spec
+
+    def progress(self, service, job: dict) -> tuple[float | None, str]:
+        """Progress from the run's user.log, only while that log is in the user's roots."""
+        try:
+            service.job_file(Path(job["run_dir"]) / "run_log" / "user.log", "user.log")
+        except SandboxError:
+            return None, ""
+        return read_progress(Path(job["run_dir"]), job["spec"].get("plugins", 0))
+
+    def failure_reason(self, service, job: dict) -> str:
+        """Why a run failed, from its stderr and user.log (only while they are in the user's roots)."""
+        texts = []
+        for path, what in ((job["spec"].get("stderr", ""), "stderr"),
+                           (Path(job["run_dir"]) / "run_log" / "user.log", "user.log")):
+            try:
+                texts.append(log_tail(service.job_file(path, what), 200)[0])
+            except SandboxError:
+                texts.append("")
+        return failure_reason(*texts)

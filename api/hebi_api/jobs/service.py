@@ -23,16 +23,8 @@ from hebi_common.errors import UserError
 from hebi_common.sandbox import SandboxError
 
 from .backend import ENDED, MISSING, QUEUED, RUNNING, ClusterBackend, ClusterUnavailable, JobRef, JobSpec, make_backend
+from .kinds import kind
 from .registry import JobRegistry
-from .savu import (
-    SavuJobRequest,
-    failure_reason,
-    job_command,
-    log_tail,
-    read_progress,
-    run_folder_name,
-    write_preview_copy,
-)
 from .states import ACTIVE_STATES, JobState
 
 log = logging.getLogger("hebi.jobs")
@@ -79,23 +71,10 @@ class JobService:
             raise SandboxError(f"the job's {what} is not in your folders", 403) from None
 
     def _failure_reason(self, job: dict) -> str:
-        """Why a run failed, from its stderr and user.log (only while they are in the user's roots)."""
-        texts = []
-        for path, what in ((job["spec"].get("stderr", ""), "stderr"),
-                           (Path(job["run_dir"]) / "run_log" / "user.log", "user.log")):
-            try:
-                texts.append(log_tail(self.job_file(path, what), 200)[0])
-            except SandboxError:
-                texts.append("")
-        return failure_reason(*texts)
+        return kind(job["kind"]).failure_reason(self, job)
 
     def _progress(self, job: dict) -> tuple[float | None, str]:
-        """Progress from the run's user.log, only while that log is in the user's roots."""
-        try:
-            self.job_file(Path(job["run_dir"]) / "run_log" / "user.log", "user.log")
-        except SandboxError:
-            return None, ""
-        return read_progress(Path(job["run_dir"]), job["spec"].get("plugins", 0))
+        return kind(job["kind"]).progress(self, job)
 
     # -- backends -------------------------------------------------------------------------------------
 
@@ -116,10 +95,10 @@ class JobService:
 
     # -- submit ---------------------------------------------------------------------------------------
 
-    def submit(self, request: SavuJobRequest) -> dict[str, Any]:
+    def submit(self, request) -> dict[str, Any]:
         return self.submit_many([request])[0]
 
-    def submit_many(self, requests: list[SavuJobRequest]) -> list[dict[str, Any]]:
+    def submit_many(self, requests: list) -> list[dict[str, Any]]:
         """Submit jobs in order; the jobs as recorded. All are recorded (state ``submitting``, one
         transaction) before the scheduler hears of the first, so an API killed at any moment leaves a
         record to resolve. When the scheduler refuses or fails at one, the jobs before it stay submitted,
@@ -136,7 +115,7 @@ class JobService:
                 prepared.append(self._prepare(request, job_id, now))
         except BaseException:
             for record, _ in prepared:
-                _remove_tree(Path(record["job_dir"]))
+                _discard(record)
             raise
         self.registry.add_many([record for record, _ in prepared])
         submitted: list[tuple[str, dict[str, Any]]] = []
@@ -155,7 +134,7 @@ class JobService:
             self.registry.update_many(submitted[written:])
             for record, _ in prepared[len(submitted):]:
                 self.registry.delete(record["id"])  # nothing was submitted: nothing to keep
-                _remove_tree(Path(record["job_dir"]))
+                _discard(record)
             if isinstance(error, ClusterUnavailable):
                 self.unavailable[prepared[len(submitted)][0]["backend"]] = error.reason
             if submitted and isinstance(error, UserError):
@@ -168,37 +147,38 @@ class JobService:
                 self._notify()
         return self.registry.get_many([record["id"] for record, _ in prepared])
 
-    def _prepare(self, request: SavuJobRequest, job_id: str, now: float) -> tuple[dict[str, Any], JobSpec]:
-        """The job's record and what the scheduler is given; makes its job folder."""
-        mode_config = getattr(self.config, request.mode)
-        backend_name = mode_config.backend
-        folder = run_folder_name(request.dataset, request.mode, job_id, now)
-        job_dir = self.roots.resolve_ref(request.refs["output"])[0].path / JOB_FOLDER / job_id
+    def _prepare(self, request, job_id: str, now: float) -> tuple[dict[str, Any], JobSpec]:
+        """The job's record and what the scheduler is given (its kind builds both); makes its job folder."""
+        return kind(request.kind).prepare(self, request, job_id, now)
+
+    def job_folder(self, output_ref: str, job_id: str) -> Path:
+        """A new job's own folder: its logs and what hebi writes for it, in the output root."""
+        job_dir = self.roots.resolve_ref(output_ref)[0].path / JOB_FOLDER / job_id
         job_dir.mkdir(parents=True)
-        process_list = request.process_list
-        spec_extra: dict[str, Any] = {"time_limit": request.time_limit, "cores": request.cores,
-                                      "memory_mb": request.memory_mb, "plugins": request.plugins}
-        if request.mode == "preview":
-            process_list = job_dir / f"{request.process_list.stem}_preview{request.process_list.suffix or '.nxs'}"
-            spec_extra["preview"] = write_preview_copy(request.process_list, process_list, request.preview_slices)
-        command = job_command(self.config.command, data=request.dataset, process_list=process_list,
-                              output=request.output, folder=folder)
-        env = dict(self._job_env, HEBI_JOB_ID=job_id, HEBI_JOB_MODE=request.mode)
-        spec = JobSpec(command=command, workdir=job_dir, name=f"hebi-{request.mode}-{job_id}",
-                       stdout=job_dir / "stdout.txt", stderr=job_dir / "stderr.txt", env=env,
+        return job_dir
+
+    def job_spec(self, request, job_id: str, job_dir: Path, command: list[str], **env: str) -> JobSpec:
+        """What the scheduler is given for any kind: the command (an argument list), the logs in the job
+        folder, the environment and the resources asked for."""
+        return JobSpec(command=command, workdir=job_dir, name=f"hebi-{request.mode}-{job_id}",
+                       stdout=job_dir / "stdout.txt", stderr=job_dir / "stderr.txt",
+                       env=dict(self._job_env, HEBI_JOB_ID=job_id, HEBI_JOB_MODE=request.mode, **env),
                        queue=request.queue, time_limit=request.time_limit, cores=request.cores,
                        memory_mb=request.memory_mb)
-        record = {
-            "id": job_id, "name": request.name or request.process_list.stem, "mode": request.mode,
-            "backend": backend_name, "queue": request.queue if backend_name != "local" else "local",
-            "state": JobState.SUBMITTING, "submitted_at": now,
-            "process_list": request.refs["process_list"], "dataset": request.refs["dataset"],
-            "output": request.refs["output"], "run_dir": str(request.output / folder), "job_dir": str(job_dir),
-            "spec": {**spec_extra, "command": command, "scheduler_name": spec.name,
-                     "run_folder": f"{self.roots.to_ref(request.output)}/{folder}",
-                     "stdout": str(spec.stdout), "stderr": str(spec.stderr), "process_list_used": str(process_list)},
-        }
-        return record, spec
+
+    def job_record(self, request, job_id: str, now: float, spec: JobSpec, details: dict[str, Any],
+                   **fields: Any) -> dict[str, Any]:
+        """The registry row every kind starts from; ``fields`` add the kind's own columns (name, refs)
+        and ``details`` its part of the recorded spec."""
+        backend_name = getattr(self.config, request.mode).backend
+        record = {"id": job_id, "kind": request.kind, "mode": request.mode, "backend": backend_name,
+                  "queue": request.queue if backend_name != "local" else "local",
+                  "state": JobState.SUBMITTING, "submitted_at": now, "job_dir": str(spec.workdir)}
+        record.update(fields)
+        record["spec"] = {"time_limit": request.time_limit, "cores": request.cores, "memory_mb": request.memory_mb,
+                          "command": spec.command, "scheduler_name": spec.name, "stdout": str(spec.stdout),
+                          "stderr": str(spec.stderr), **details}
+        return record
 
     @property
     def _job_env(self) -> dict[str, str]:
@@ -408,6 +388,9 @@ def _new_id() -> str:
     return f"{int(time.time()):08x}{secrets.token_hex(3)}"
 
 
-def _remove_tree(path: Path) -> None:
+def _discard(record: dict) -> None:
+    """Remove what preparing a job made (its job folder; a code job's copy of the project), for a job
+    that never reached the scheduler."""
     import shutil
-    shutil.rmtree(path, ignore_errors=True)
+    for path in (record["job_dir"], *record["spec"].get("made", ())):
+        shutil.rmtree(path, ignore_errors=True)

@@ -179,7 +179,7 @@ def make_pod(spec: SessionSpec, identity: Identity, settings: PodSettings) -> di
                     {"name": "secret", "hostPath": {"path": settings.secret_file, "type": "File"}}]
         session_mounts += [{"name": "config", "mountPath": CONFIG_PATH, "readOnly": True},
                            {"name": "secret", "mountPath": SECRET_PATH, "readOnly": True}]
-    env = session_environment(identity, settings.state_dir, CONFIG_PATH, secret_file=SECRET_PATH)
+    env = session_environment(identity, settings.state_dir, CONFIG_PATH, secret_file=SECRET_PATH, isolated=True)
     name = pod_name(settings.instance, identity.user)
     containers = []
     for part in spec.parts:

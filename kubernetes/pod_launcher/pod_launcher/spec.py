@@ -95,7 +95,7 @@ SESSION = SessionSpec(parts=(
 
 
 def session_environment(identity: Identity, state_dir: str, config_path: str, *, secret: str = "",
-                        secret_file: str = "") -> dict[str, str]:
+                        secret_file: str = "", isolated: bool = False) -> dict[str, str]:
     """The environment contract of a session's services (read by hebi_common.session): who the session
     is for, its state folder, the configuration file, and the secret, inline (local processes) or as a
     file (containers, so that ``podman inspect`` does not show it)."""
@@ -107,6 +107,8 @@ def session_environment(identity: Identity, state_dir: str, config_path: str, *,
            # parallel reads an idle dataserver held ~20 MB more; two arenas keep it near 5 (bench/session).
            "MALLOC_ARENA_MAX": "2"}
     env.update({"HEBI_SESSION_SECRET": secret} if secret else {"HEBI_SESSION_SECRET_FILE": secret_file})
+    if isolated:  # the user's own code may run (jobs of kind "code"): it can reach only what the user can
+        env["HEBI_SESSION_ISOLATED"] = "1"
     if config_path:
         env["HEBI_CONFIG"] = config_path
     return env

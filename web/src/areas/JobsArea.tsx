@@ -5,7 +5,7 @@
 import { FormEvent, Fragment, useCallback, useEffect, useRef, useState } from 'react';
 import { ApiError, WhoAmI } from '../api';
 import {
-  ACTIVE, Job, JobList, JobRequest, ModeAvailability, cancelJob, clusterStatus, followLog, getJob, jobLog, jobOutputs,
+  ACTIVE, CodeAvailability, CodeJobRequest, Job, JobList, JobRequest, ModeAvailability, Resources, SavuJobRequest, cancelJob, clusterStatus, followLog, getJob, jobLog, jobOutputs,
   listJobs, queueSummary, submitJob, watchJobs,
 } from '../jobs/client';
 import { PathPicker } from '../jobs/PathPicker';
@@ -22,11 +22,13 @@ const STATE_COLOURS: Record<string, string> = {
 };
 
 interface Form {
+  kind: 'savu' | 'code';
   process_list: string; dataset: string; output: string; name: string; mode: 'preview' | 'full';
   preview: string; time_limit: string; cores: string; memory_mb: string; queue: string;
+  project: string; entry: string; data: string;  // a code job's
 }
-const EMPTY: Form = { process_list: '', dataset: '', output: '', name: '', mode: 'preview', preview: '5',
-                      time_limit: '', cores: '1', memory_mb: '', queue: '' };
+const EMPTY: Form = { kind: 'savu', process_list: '', dataset: '', output: '', name: '', mode: 'preview', preview: '5',
+                      time_limit: '', cores: '1', memory_mb: '', queue: '', project: '', entry: '', data: '' };
 
 function when(seconds: number | null): string {
   return seconds ? new Date(seconds * 1000).toLocaleString() : '';
@@ -52,7 +54,10 @@ function StateBadge({ job }: { job: Job }) {
 /** The form's values for running ``job`` again. */
 function formOf(job: Job): Form {
   const preview = job.preview as unknown;
-  return { ...EMPTY, process_list: job.process_list, dataset: job.dataset, output: job.output, mode: job.mode,
+  const code = job.kind === 'code'
+    ? { kind: 'code' as const, project: job.project ?? '', entry: job.entry ?? '', data: job.dataset ?? '' }
+    : { kind: 'savu' as const, process_list: job.process_list ?? '', dataset: job.dataset ?? '' };
+  return { ...EMPTY, ...code, output: job.output, mode: job.mode,
            name: job.name ? `${job.name} (again)`.slice(0, 100) : '',
            preview: job.mode === 'preview' && (typeof preview === 'number' || typeof preview === 'string') ? String(preview) : '5',
            time_limit: job.resources.time_limit ? String(job.resources.time_limit) : '',
@@ -61,10 +66,19 @@ function formOf(job: Job): Form {
 }
 
 function requestOf(form: Form): JobRequest {
-  const request: JobRequest = { process_list: form.process_list.trim(), dataset: form.dataset.trim(),
-                                output: form.output.trim(), mode: form.mode, name: form.name.trim() || undefined, resources: {} };
-  if (form.mode === 'preview' && form.preview) request.preview = /^\d+$/.test(form.preview) ? Number(form.preview) : form.preview;
-  const resources = request.resources!;
+  const resources: Resources = {};
+  const common = { output: form.output.trim(), mode: form.mode, name: form.name.trim() || undefined, resources };
+  let request: JobRequest;
+  if (form.kind === 'code') {
+    const code: CodeJobRequest = { kind: 'code', project: form.project.trim(), ...common };
+    if (form.entry.trim()) code.entry = form.entry.trim();
+    if (form.data.trim()) code.data = form.data.trim();
+    request = code;
+  } else {
+    const savu: SavuJobRequest = { process_list: form.process_list.trim(), dataset: form.dataset.trim(), ...common };
+    if (form.mode === 'preview' && form.preview) savu.preview = /^\d+$/.test(form.preview) ? Number(form.preview) : form.preview;
+    request = savu;
+  }
   if (form.time_limit) resources.time_limit = /^\d+$/.test(form.time_limit) ? Number(form.time_limit) : form.time_limit;
   if (form.cores) resources.cores = Number(form.cores);
   if (form.memory_mb) resources.memory_mb = Number(form.memory_mb);
@@ -82,8 +96,9 @@ async function firstFile(root: string, accept: RegExp): Promise<string> {
   }
 }
 
-function SubmitForm({ me, modes, recent, preset, onSubmitted }: {
-  me: WhoAmI; modes: ModeAvailability[]; recent: Job[] | null; preset: Form | null; onSubmitted: (job: Job) => void;
+function SubmitForm({ me, modes, code, recent, preset, onSubmitted }: {
+  me: WhoAmI; modes: ModeAvailability[]; code: CodeAvailability | null; recent: Job[] | null; preset: Form | null;
+  onSubmitted: (job: Job) => void;
 }) {
   const [form, setForm] = useState<Form>(() => {
     try {
@@ -139,24 +154,44 @@ function SubmitForm({ me, modes, recent, preset, onSubmitted }: {
     }
   }
 
-  const uniq = (key: 'process_list' | 'dataset' | 'output') => [...new Set((recent ?? []).map((job) => job[key]).filter(Boolean))].slice(0, 10);
+  const uniq = (key: 'process_list' | 'dataset' | 'output' | 'project', kind?: Job['kind']) =>
+    [...new Set((recent ?? []).filter((job) => !kind || job.kind === kind).map((job) => job[key])
+      .filter((value): value is string => Boolean(value)))].slice(0, 10);
+  const isCode = form.kind === 'code';
   return (
     <form ref={formRef} className="job-form" onSubmit={submit} aria-label="Submit a job">
-      <PathPicker me={me} label="Process list" name="process_list" value={form.process_list} onChange={set('process_list')}
-                  pick="file" accept={/\.nxs$/i} startRoot="processing" recent={uniq('process_list')} />
-      <PathPicker me={me} label="Dataset" name="dataset" value={form.dataset} onChange={set('dataset')}
-                  pick="file" accept={/\.(nxs|h5|hdf5?|hdf|tiff?)$/i} folders startRoot="data" recent={uniq('dataset')} />
+      <div className="job-form-row job-kind" role="radiogroup" aria-label="What to run">
+        <label><input type="radio" name="kind" value="savu" checked={!isCode} onChange={() => set('kind')('savu')} /> A Savu process list</label>
+        <label title={code && !code.available ? code.reason : 'A Python project: a folder or a .zip with code.py, app.py or main.py'}>
+          <input type="radio" name="kind" value="code" checked={isCode} disabled={!code?.available && !isCode}
+                 onChange={() => set('kind')('code')} /> Run code (your own Python project)
+        </label>
+        {code && !code.available && <span className="job-code-refused">Not here: {code.reason}</span>}
+      </div>
+      {isCode ? <>
+        <PathPicker me={me} label="Project (folder or .zip)" name="project" value={form.project} onChange={set('project')}
+                    pick="file" accept={/\.zip$/i} folders startRoot="processing" recent={uniq('project')} />
+        <label className="path-picker">Entry point <input value={form.entry} onChange={(e) => set('entry')(e.target.value)} name="entry"
+                                  placeholder="code.py, app.py or main.py" spellCheck={false} /></label>
+        <PathPicker me={me} label="Data (optional, as input/)" name="data" value={form.data} onChange={set('data')} optional
+                    pick="file" folders startRoot="data" recent={uniq('dataset', 'code')} />
+      </> : <>
+        <PathPicker me={me} label="Process list" name="process_list" value={form.process_list} onChange={set('process_list')}
+                    pick="file" accept={/\.nxs$/i} startRoot="processing" recent={uniq('process_list')} />
+        <PathPicker me={me} label="Dataset" name="dataset" value={form.dataset} onChange={set('dataset')}
+                    pick="file" accept={/\.(nxs|h5|hdf5?|hdf|tiff?)$/i} folders startRoot="data" recent={uniq('dataset', 'savu')} />
+      </>}
       <PathPicker me={me} label="Output folder" name="output" value={form.output} onChange={set('output')}
                   pick="folder" startRoot="output" recent={uniq('output')} />
       <div className="job-form-row">
         <label>Name <input value={form.name} onChange={(e) => set('name')(e.target.value)} name="name" placeholder="optional" /></label>
         <label>Mode{' '}
           <select value={form.mode} onChange={(e) => set('mode')(e.target.value)} name="mode">
-            <option value="preview">preview (a few central slices)</option>
+            <option value="preview">{isCode ? 'preview (the quick queue)' : 'preview (a few central slices)'}</option>
             <option value="full">full</option>
           </select>
         </label>
-        {form.mode === 'preview' && (
+        {form.mode === 'preview' && !isCode && (
           <label>Slices <input value={form.preview} onChange={(e) => set('preview')(e.target.value)} name="preview" size={8}
                                title="A number of central slices, or a Savu preview such as mid-2:mid+3" /></label>
         )}
@@ -175,7 +210,8 @@ function SubmitForm({ me, modes, recent, preset, onSubmitted }: {
             </select>
           </label>
         )}
-        <button type="submit" className="primary" disabled={busy}>{busy ? 'Submitting…' : `Submit ${form.mode}`}</button>
+        <button type="submit" className="primary" disabled={busy || (isCode && !code?.available)}>
+          {busy ? 'Submitting…' : isCode ? 'Run code' : `Submit ${form.mode}`}</button>
       </div>
       {error && <p className="error" role="alert">{error}</p>}
     </form>
@@ -184,15 +220,16 @@ function SubmitForm({ me, modes, recent, preset, onSubmitted }: {
 
 function JobDetails({ job }: { job: Job }) {
   const [chosen, setChosen] = useState<string | null>(null);  // a tab the user picked; null: the API's default
-  const [shown, setShown] = useState('user');
+  const first = job.kind === 'code' ? 'stdout' : 'user';  // a code job has no Savu user.log
+  const [shown, setShown] = useState(first);
   const [text, setText] = useState('');
   const [files, setFiles] = useState<{ path: string; size: number }[]>([]);
 
   useEffect(() => {
     setText('');
     if (ACTIVE.includes(job.state)) {
-      setShown(chosen ?? 'user');
-      return followLog(job.id, chosen ?? 'user', (piece) => setText((old) => (old + piece).slice(-200_000)), () => undefined);
+      setShown(chosen ?? first);
+      return followLog(job.id, chosen ?? first, (piece) => setText((old) => (old + piece).slice(-200_000)), () => undefined);
     }
     jobLog(job.id, chosen ?? undefined).then((log) => {
       setShown(log.stream);
@@ -210,12 +247,14 @@ function JobDetails({ job }: { job: Job }) {
   return (
     <div className="job-details">
       <p>
-        {job.process_list} on {job.dataset} → {job.run_folder ?? job.output}
+        {job.kind === 'code'
+          ? <>{job.entry} of {job.project}{job.dataset ? <> with {job.dataset}</> : ''}</>
+          : <>{job.process_list} on {job.dataset}</>} → {job.run_folder ?? job.output}
         {job.end && <> · exit code {job.end.exit_code ?? '–'}{job.end.signal ? ` (${job.end.signal})` : ''} · ran {duration(job.end.wall_time)}</>}
         {job.message && <> · {job.message}</>}
       </p>
       <div role="tablist" aria-label="Log">
-        {['user', 'stdout', 'stderr'].map((name) => (
+        {(job.kind === 'code' ? ['stdout', 'stderr'] : ['user', 'stdout', 'stderr']).map((name) => (
           <button key={name} type="button" role="tab" aria-selected={shown === name} onClick={() => setChosen(name)}
                   style={{ fontWeight: shown === name ? 700 : 400, marginRight: '.25rem' }}>
             {name === 'user' ? 'user.log' : name}
@@ -243,6 +282,7 @@ export default function JobsArea({ me, params }: { me: WhoAmI; params: URLSearch
   const [list, setList] = useState<JobList | null>(null);
   const [extra, setExtra] = useState<Job | null>(null);  // the open job, when it is not on this page
   const [modes, setModes] = useState<ModeAvailability[]>([]);
+  const [code, setCode] = useState<CodeAvailability | null>(null);
   const [preset, setPreset] = useState<Form | null>(null);
   const [version, setVersion] = useState(0);
   const { message, info, fail, clear } = useMessage();
@@ -266,7 +306,7 @@ export default function JobsArea({ me, params }: { me: WhoAmI; params: URLSearch
   }, [stateFilter, modeFilter, search, page, per, version, fail]);
 
   useEffect(() => {
-    clusterStatus().then((c) => setModes(c.modes), () => undefined);
+    clusterStatus().then((c) => { setModes(c.modes); setCode(c.code); }, () => undefined);
     let pending: ReturnType<typeof setTimeout> | null = null;
     const stop = watchJobs((job) => {
       setList((old) => old && old.jobs.some((j) => j.id === job.id)
@@ -336,11 +376,11 @@ export default function JobsArea({ me, params }: { me: WhoAmI; params: URLSearch
           Cluster unavailable: {Object.values(list.cluster.unavailable).join('; ')}. States shown are the last known.
         </p>
       )}
-      <SubmitForm me={me} modes={modes} recent={list ? list.jobs : null} preset={preset}
+      <SubmitForm me={me} modes={modes} code={code} recent={list ? list.jobs : null} preset={preset}
                   onSubmitted={(job) => { info(`Submitted ${job.name}.`); go({ job: job.id, page: '', state: '', mode: '', q: '' }); reload(); }} />
       <MessageLine message={message} onClose={clear} />
       <div className="job-filters" role="search">
-        <input type="search" aria-label="Search jobs" placeholder="Search name, list or dataset" value={search}
+        <input type="search" aria-label="Search jobs" placeholder="Search name, list, dataset or project" value={search}
                onChange={(e) => go({ q: e.target.value, page: '' }, true)} />
         <select aria-label="State" value={stateFilter} onChange={(e) => go({ state: e.target.value, page: '' })}>
           <option value="">every state</option>
@@ -363,7 +403,7 @@ export default function JobsArea({ me, params }: { me: WhoAmI; params: URLSearch
                 <tr data-job={job.id} className={open === job.id ? 'open' : ''}>
                   <td><button type="button" className="linklike" aria-expanded={open === job.id}
                               onClick={() => go({ job: open === job.id ? '' : job.id })}>{job.name}</button></td>
-                  <td>{job.mode}</td>
+                  <td>{job.kind === 'code' ? `code, ${job.mode}` : job.mode}</td>
                   <td><StateBadge job={job} />
                     {job.message && job.state !== 'finished' && job.message !== job.state &&
                      <span className="job-reason">{job.message}</span>}</td>

@@ -17,6 +17,8 @@ export interface PickerProps {
   folders?: boolean;
   startRoot: string;
   recent: string[];
+  /** May be left empty. */
+  optional?: boolean;
 }
 
 function Browser({ me, props, onPick, onClose }: { me: WhoAmI; props: PickerProps; onPick: (value: string) => void; onClose: () => void }) {
@@ -84,7 +86,7 @@ export function PathPicker(props: PickerProps) {
     <label className="path-picker">{props.label}
       <span className="path-picker-row">
         <input value={props.value} onChange={(e) => props.onChange(e.target.value)} name={props.name} list={list}
-               required spellCheck={false} placeholder={props.pick === 'folder' ? 'output/folder' : `${props.startRoot}/…`} />
+               required={!props.optional} spellCheck={false} placeholder={props.pick === 'folder' ? 'output/folder' : `${props.startRoot}/…`} />
         <button type="button" onClick={() => setBrowsing(true)} aria-label={`Browse for the ${props.label.toLowerCase()}`}>Browse…</button>
       </span>
       <datalist id={list}>{props.recent.map((value) => <option key={value} value={value} />)}</datalist>

@@ -26,6 +26,10 @@ export function queueSummary(q: QueueInfo): string {
 
 /** What a submission sends: the API's own schema (generated, web/src/api-schema.ts). */
 export type JobRequest = Schemas['JobRequest'];
+export type SavuJobRequest = Schemas['SavuJobRequest'];
+export type CodeJobRequest = Schemas['CodeJobRequest'];
+export type Resources = Schemas['Resources'];
+export interface CodeAvailability { available: boolean; reason?: string }
 
 export interface JobFilter {
   state?: string;
@@ -38,7 +42,7 @@ export interface JobFilter {
 export const listJobs = (filter: JobFilter = { limit: 500 }) =>
   getJson<JobList>(`/api/jobs?${query({ ...filter })}`);
 export const getJob = (id: string) => getJson<Job>(`/api/jobs/${encodeURIComponent(id)}`);
-export const clusterStatus = () => getJson<{ modes: ModeAvailability[] }>('/api/cluster');
+export const clusterStatus = () => getJson<{ modes: ModeAvailability[]; code: CodeAvailability }>('/api/cluster');
 export const submitJob = (request: JobRequest) => postJson<Job>('/api/jobs', request);
 export const cancelJob = (id: string) => postJson<Job>(`/api/jobs/${encodeURIComponent(id)}/cancel`);
 /** A log's tail; without ``stream`` the API picks (user.log, or stderr for an ended job whose user.log is empty). */

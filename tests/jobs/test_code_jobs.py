@@ -1,0 +1,266 @@
+"""A scientist's own Python project as a job (kind "code"), in-process on the local backend: it runs
+where the session is isolated as the user and is refused where it is not; a folder or a zip becomes a
+run folder with output/ and input/; requirements come from the facility's wheelhouse into a cached
+environment; unsafe archives are refused and leave nothing behind; failures, cancel and the time limit
+read as they do for Savu jobs; an old registry is brought forward with its jobs."""
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import signed_client
+from jobs_support import WHEEL_PACKAGE, dataset, wait_ended, write_project, write_session
+
+from hebi_common.config import load_config
+from hebi_common.sandbox import Roots
+from hebi_common.session import SessionContext
+
+CODE = ("import os, pathlib\n"
+        "data = sorted(os.listdir('input')) if os.path.isdir('input') else []\n"
+        "pathlib.Path('output/result.txt').write_text('read ' + ','.join(data))\n"
+        "print('done')\n")
+
+
+def make_client(base: Path, *, isolated: bool = True, **code):
+    from hebi_api.app import create_app
+    config = load_config(write_session(base, "local", code={"allow_unisolated": False, **code}), environ={})
+    context = SessionContext(user="alice", home="", secret="s", roots=Roots.from_config(config.session.roots, "alice"),
+                             state_dir=Path(config.session.state_dir.replace("{user}", "alice")), isolated=isolated)
+    return signed_client(create_app(config, context), context)
+
+
+@pytest.fixture
+def session(tmp_path):
+    client = make_client(tmp_path)
+    dataset(tmp_path, "scan.nxs", seconds=0.1)
+    write_project(tmp_path / "roots" / "processing" / "project", {"code.py": CODE})
+    return tmp_path, client
+
+
+def submit(client, **fields):
+    body = {"kind": "code", "project": "processing/project", "output": "output/mine", "mode": "full", **fields}
+    return client.post("/api/jobs", json=body)
+
+
+def run_ok(client, **fields) -> dict:
+    answer = submit(client, **fields)
+    assert answer.status_code == 201, answer.get_json()
+    job = wait_ended(client, answer.get_json()["id"], 60)
+    assert job["state"] == "finished", job
+    return job
+
+
+def log(client, job: dict, stream: str = "stderr") -> str:
+    return client.get(f"/api/jobs/{job['id']}/log", query_string={"stream": stream, "lines": 200}).get_json()["text"]
+
+
+def test_a_project_folder_runs_with_its_data_and_writes_its_output(session):
+    base, client = session
+    job = run_ok(client, data="data/scan.nxs")
+    assert job["kind"] == "code" and job["project"] == "processing/project"
+    assert job["entry"] == "code.py" and job["language"] == "python" and job["dataset"] == "data/scan.nxs"
+    run = base / "roots" / job["run_folder"]
+    assert (run / "output" / "result.txt").read_text() == "read scan.nxs"
+    assert (base / "roots" / "processing" / "project").exists() and not (
+        base / "roots" / "processing" / "project" / "output").exists(), "the project itself is left as it was"
+    assert "done" in log(client, job, "stdout")
+    listed = client.get("/api/jobs").get_json()["jobs"]
+    assert [j["kind"] for j in listed] == ["code"]
+
+
+def test_requirements_come_from_the_wheelhouse_and_the_environment_is_reused(session):
+    base, client = session
+    write_project(base / "roots" / "processing" / "project", {
+        "requirements.txt": "hebi-probe==1.0\n",
+        "code.py": f"import {WHEEL_PACKAGE}, numpy\nopen('output/value.txt', 'w').write({WHEEL_PACKAGE}.VALUE)\n"})
+    first = run_ok(client)
+    assert (base / "roots" / first["run_folder"] / "output" / "value.txt").read_text() == "from the wheelhouse 1.0"
+    assert "made in" in log(client, first)
+    second = run_ok(client)
+    assert "already made, reused" in log(client, second)
+    assert len([p for p in (base / "roots" / "output" / ".hebi" / "envs").iterdir() if not p.name.startswith(".")]) == 1
+
+
+def test_a_package_the_wheelhouse_lacks_is_named(session):
+    base, client = session
+    write_project(base / "roots" / "processing" / "project", {"requirements.txt": "no-such-package-here\n"})
+    answer = submit(client)
+    job = wait_ended(client, answer.get_json()["id"], 60)
+    assert job["state"] == "failed"
+    assert "'no-such-package-here' cannot be found" in job["message"], job["message"]
+
+
+def test_a_zip_of_a_folder_runs_from_inside_its_top_folder(session):
+    base, client = session
+    with zipfile.ZipFile(base / "roots" / "processing" / "project.zip", "w") as archive:
+        archive.writestr("project/app.py", CODE)
+        archive.writestr("project/input/notes.txt", "mine")
+    job = run_ok(client, project="processing/project.zip")
+    assert job["entry"] == "app.py"
+    assert (base / "roots" / job["run_folder"] / "output" / "result.txt").read_text() == "read notes.txt"
+
+
+def test_a_failing_program_says_why(session):
+    base, client = session
+    write_project(base / "roots" / "processing" / "project", {"code.py": "raise ValueError('the angle is wrong')\n"})
+    job = wait_ended(client, submit(client).get_json()["id"], 60)
+    assert job["state"] == "failed" and job["end"]["exit_code"] == 1
+    assert job["message"] == "ValueError: the angle is wrong"
+
+
+def test_cancel_and_the_time_limit_stop_the_program(session):
+    base, client = session
+    sleeper = "import time\nprint('started', flush=True)\ntime.sleep(120)\n"
+    write_project(base / "roots" / "processing" / "project", {"code.py": sleeper})
+    running = submit(client).get_json()
+    deadline = time.monotonic() + 30
+    while "started" not in log(client, running, "stdout") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.post(f"/api/jobs/{running['id']}/cancel").status_code == 200
+    assert wait_ended(client, running["id"], 30)["state"] == "cancelled"
+    limited = wait_ended(client, submit(client, resources={"time_limit": 2}).get_json()["id"], 60)
+    assert limited["state"] == "timeout"
+
+
+def test_code_is_refused_where_the_session_runs_as_the_service_account(tmp_path):
+    client = make_client(tmp_path, isolated=False)
+    write_project(tmp_path / "roots" / "processing" / "project", {"code.py": CODE})
+    answer = submit(client)
+    assert answer.status_code == 403
+    assert "service's account" in answer.get_json()["error"]
+    assert client.get("/api/jobs").get_json()["total"] == 0
+    assert not (tmp_path / "roots" / "output" / "mine").exists()
+    allowed = make_client(tmp_path / "demo", isolated=False, allow_unisolated=True)
+    write_project(tmp_path / "demo" / "roots" / "processing" / "project", {"code.py": CODE})
+    assert submit(allowed).status_code == 201
+
+
+def zip_with(path: Path, entries: list[tuple[str | zipfile.ZipInfo, bytes]]) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+
+
+def symlink_entry(name: str, target: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    info.create_system = 3
+    return info
+
+
+@pytest.mark.parametrize("entries, words", [
+    ([("../outside.py", b"x"), ("code.py", b"")], "leads out of the project"),
+    ([("/etc/cron.d/x", b"x")], "is not a name inside the project"),
+    ([("a\\..\\..\\x.py", b"x")], "is not a name inside the project"),
+    ([("bad\nname.py", b"x")], "control characters"),
+    ([(symlink_entry("code.py", "/etc/passwd"), b"/etc/passwd")], "symbolic link"),
+    ([("code.py", b"1"), ("code.py", b"2")], "in it twice"),
+    ([(f"f{i}.py", b"") for i in range(30)], "more than 20 files"),
+    ([("code.py", b""), ("big.bin", b"\0" * (3 * 1024 * 1024))], "more than 2 MB"),
+    ([("x" * 300 + ".py", b"")], "longer than 255 bytes"),
+])
+def test_an_unsafe_zip_is_refused_and_leaves_nothing(tmp_path, entries, words):
+    client = make_client(tmp_path, max_files=20, max_mb=2)
+    archive = tmp_path / "roots" / "processing" / "project.zip"
+    with pytest.warns(UserWarning) if words == "in it twice" else contextlib.nullcontext():
+        zip_with(archive, entries)
+    answer = submit(client, project="processing/project.zip")
+    assert answer.status_code == 400, answer.get_json()
+    assert words in answer.get_json()["error"]
+    assert client.get("/api/jobs").get_json()["total"] == 0
+    output = tmp_path / "roots" / "output" / "mine"
+    assert [p.name for p in output.iterdir()] == [] if output.exists() else True
+    assert not list((tmp_path / "roots" / "output").glob("**/.hebi-unpack-*"))
+
+
+def test_a_zip_that_lies_about_its_sizes_is_stopped_as_it_unpacks(tmp_path):
+    client = make_client(tmp_path, max_mb=5)
+    archive = tmp_path / "roots" / "processing" / "project.zip"
+    zip_with(archive, [("code.py", b""), ("bomb.bin", b"\0" * (1024 * 1024))])
+    data = bytearray(archive.read_bytes())
+    # Both headers of bomb.bin say 10 bytes: the central directory's uncompressed size, and the local one.
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 24:central + 28] = (10).to_bytes(4, "little")
+    local = data.find(b"PK\x03\x04", data.find(b"bomb.bin") - 40)
+    data[local + 22:local + 26] = (10).to_bytes(4, "little")
+    archive.write_bytes(bytes(data))
+    answer = submit(client, project="processing/project.zip")
+    assert answer.status_code == 400
+    assert "cannot be unpacked" in answer.get_json()["error"] or "more than it says" in answer.get_json()["error"]
+    assert not list((tmp_path / "roots" / "output").glob("**/.hebi-unpack-*"))
+
+
+def test_a_project_folder_holding_a_link_is_refused(session):
+    base, client = session
+    os.symlink("/etc/passwd", base / "roots" / "processing" / "project" / "passwd")
+    answer = submit(client)
+    assert answer.status_code == 400 and "symbolic link" in answer.get_json()["error"]
+    assert client.get("/api/jobs").get_json()["total"] == 0
+    assert list((base / "roots" / "output" / "mine").iterdir()) == []
+
+
+@pytest.mark.parametrize("fields, status, words", [
+    ({"entry": "../code.py"}, 400, "a path inside the project"),
+    ({"entry": "/etc/passwd"}, 400, "a path inside the project"),
+    ({"entry": "missing.py"}, 400, "has no file missing.py"),
+    ({"entry": "app.m"}, 400, "Octave scripts cannot be run yet"),
+    ({"entry": "notes.txt"}, 400, "not a Python file"),
+    ({"project": "processing/nothing"}, 404, "does not exist"),
+    ({"project": "data/scan.nxs"}, 400, "is a file"),
+    ({"output": "data/out"}, 403, "read-only"),
+    ({"kind": "matlab"}, 400, "unknown job kind"),
+    ({"process_list": "processing/tomo.nxs"}, 400, "unknown field 'process_list'"),
+])
+def test_a_bad_code_submission_is_refused_clearly(session, fields, status, words):
+    base, client = session
+    answer = submit(client, **fields)
+    assert answer.status_code == status, answer.get_json()
+    assert words in answer.get_json()["error"]
+    assert client.get("/api/jobs").get_json()["total"] == 0
+
+
+def test_code_jobs_are_not_batched(session):
+    base, client = session
+    body = {"kind": "code", "project": "processing/project", "output": "output/mine", "mode": "full"}
+    answer = client.post("/api/jobs/batch", json={"jobs": [body]})
+    assert answer.status_code == 400 and "one at a time" in answer.get_json()["error"]
+
+
+def test_an_old_registry_keeps_its_jobs_and_takes_code_jobs(session):
+    from hebi_api.jobs.registry import MIGRATIONS, VERSION_1, JobRegistry
+    base, client = session
+    path = base / "old" / "jobs.sqlite3"
+    path.parent.mkdir()
+    old = sqlite3.connect(path)
+    old.executescript(VERSION_1)  # as the first releases left it: no user_version
+    old.execute("INSERT INTO jobs (id, name, mode, backend, state, submitted_at, updated_at, process_list, dataset,"
+                " output, job_dir) VALUES ('old1', 'tomo', 'full', 'local', 'finished', 1, 1, 'processing/tomo.nxs',"
+                " 'data/scan.nxs', 'output/runs', '/nowhere')")
+    old.commit()
+    old.close()
+    registry = JobRegistry(path)
+    job = registry.get("old1")
+    assert job["kind"] == "savu" and job["process_list"] == "processing/tomo.nxs" and job["state"] == "finished"
+    registry.add({"id": "new1", "kind": "code", "name": "p", "mode": "full", "backend": "local", "state": "queued",
+                  "submitted_at": 2, "source": "processing/project", "output": "output/mine", "job_dir": "/x"})
+    assert registry.get("new1")["dataset"] is None
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    check.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    check.commit()
+    check.close()
+    with pytest.raises(RuntimeError, match="newer than this API knows"):
+        JobRegistry(path)
+
+
+def test_the_outputs_of_a_code_job_are_what_it_wrote_under_output(session):
+    base, client = session
+    job = run_ok(client, data="data/scan.nxs")
+    outputs = client.get(f"/api/jobs/{job['id']}/outputs").get_json()
+    assert [f["path"] for f in outputs["files"]] == [f"{job['run_folder']}/output/result.txt"]
