@@ -1,6 +1,8 @@
-"""Runs a user's own Python project in its run folder (the API's ``code`` job kind, api/hebi_api/jobs/code.py).
+"""Runs a user's own Python project or notebook in its run folder (the API's ``code`` job kind,
+api/hebi_api/jobs/code.py).
 
     python -m hebi_runner.code RUN_FOLDER ENTRY --envs FOLDER [--index-url URL] [--find-links WHERE]...
+                               [--parameters FILE]
 
 The run folder holds the project, an empty ``output/`` and, when data was chosen, ``input/<its name>``.
 With a ``requirements.txt``, the packages are installed with uv into a virtual environment kept in
@@ -9,22 +11,29 @@ the same requirements finds it made and starts at once. The environment also see
 packages (numpy, h5py, scipy...) after its own, so a project needs to list only what it adds.
 
 Then this process becomes the user's program (exec), so a cancel or a time limit reaches it directly
-and its exit code is the job's. What it prints goes to the job's logs; hebi's own lines start "hebi:".
+and its exit code is the job's. A notebook (``.ipynb``) is executed headless with papermill instead, in
+a kernel of that environment's Python, and kept executed and as HTML in ``output/``. What the program
+prints goes to the job's logs; hebi's own lines start "hebi:".
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import secrets
 import shutil
+import signal
 import site
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
+
+from hebi_common.atomic import atomic_write
 
 #: Environments are built here first and renamed when complete, so a job never sees half of one.
 BUILDING = ".building-"
@@ -120,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--envs", type=Path, required=True, help="where environments are kept")
     parser.add_argument("--index-url", default="", help="package index; none: only --find-links")
     parser.add_argument("--find-links", action="append", default=[], help="a wheelhouse folder or page")
+    parser.add_argument("--parameters", type=Path, help="a notebook's parameters (a JSON object), papermill-style")
     args = parser.parse_args(argv)
 
     run_folder = args.run_folder
@@ -136,9 +146,67 @@ def main(argv: list[str] | None = None) -> int:
                HEBI_OUTPUT=str(run_folder / "output"))
     for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
         env.pop(name, None)
+    if args.entry.endswith(".ipynb"):
+        parameters = json.loads(args.parameters.read_text()) if args.parameters else {}
+        return run_notebook(Path(args.entry), python, parameters, env)
     say(f"running {args.entry}")
     os.execve(python, [python, args.entry], env)
     return 127  # not reached
+
+
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def run_notebook(entry: Path, python: str, parameters: dict, env: dict[str, str]) -> int:
+    """Execute the notebook headless with papermill (its parameters injected after the cell tagged
+    "parameters"), in a kernel of ``python``; keep it executed in output/, and as HTML beside it. A cell
+    that raises fails the job with that error; the executed notebook shows where."""
+    try:
+        import papermill
+        from nbconvert import HTMLExporter
+    except ImportError:
+        say("notebooks cannot run here: papermill and nbconvert are not installed with this session")
+        return 2
+    # Jupyter keeps kernel specs, connection files and IPython's profile under HOME, which may be
+    # read-only (a pod) or shared: a folder of this job's own instead.
+    scratch = Path(tempfile.mkdtemp(prefix="hebi-notebook-"))
+    # A cancel or the time limit (SIGTERM) unwinds through papermill, which then shuts its kernel down
+    # (the kernel is in a session of its own, out of reach of the job's process group).
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        spec = scratch / "kernels" / "hebi"
+        spec.mkdir(parents=True)
+        (spec / "kernel.json").write_text(json.dumps({
+            "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python (hebi job)", "language": "python", "env": {"PYTHONUNBUFFERED": "1"}}))
+        os.environ.update({key: value for key, value in env.items() if key.startswith("HEBI_")})
+        os.environ.update(JUPYTER_PATH=str(scratch), JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
+                          JUPYTER_CONFIG_DIR=str(scratch / "config"), IPYTHONDIR=str(scratch / "ipython"),
+                          JUPYTER_PLATFORM_DIRS="1")
+        executed = Path("output") / entry.name
+        failure = ""
+        say(f"running the notebook {entry}" + (f" with {', '.join(sorted(parameters))}" if parameters else ""))
+        try:
+            papermill.execute_notebook(str(entry), str(executed), parameters=parameters, kernel_name="hebi",
+                                       progress_bar=False, stdout_file=sys.stdout, stderr_file=sys.stderr,
+                                       cwd=".")
+        except papermill.PapermillExecutionError as error:
+            failure = f"{error.ename}: {error.evalue}"
+        except Exception as error:  # noqa: BLE001 - a kernel that does not start, a notebook that does not parse
+            failure = f"the notebook could not run: {type(error).__name__}: {error}"
+        if executed.exists():
+            html, _ = HTMLExporter().from_filename(str(executed))
+            page = executed.with_suffix(".html")
+            with atomic_write(page, text=True) as out:
+                out.write(html)
+            say(f"kept {executed} and {page}")
+        if failure:
+            print(failure, file=sys.stderr, flush=True)
+            return 1
+        return 0
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

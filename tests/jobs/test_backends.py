@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from code_support import PLOT
 from jobs_support import CLUSTER_KINDS, ApiProcess, ClusterKind, _script, dataset, gridengine, slurm, write_project, write_session  # noqa: F401 - session fixtures, used through request.getfixturevalue
 from support_kube import kube_jobs_cluster  # noqa: F401 - the kubernetes kind's session fixture
 from support_slurmrest import slurmrest  # noqa: F401 - session fixture, used through request.getfixturevalue
@@ -359,3 +360,21 @@ def test_a_python_project_runs_with_its_requirements_from_the_wheelhouse(cluster
         assert "code ran" in api.get(f"/api/jobs/{job['id']}/log", params={"stream": "stdout"}).json()["text"]
         logs.append(stderr)
     assert "made in" in logs[0] and "already made, reused" in logs[1], logs
+
+
+def test_a_notebook_runs_with_parameters_and_writes_a_plot(cluster):
+    """A notebook executed headless on this backend, its parameters injected: the plot it draws, the
+    executed notebook and its HTML are the job's outputs."""
+    api = cluster.api
+    (cluster.base / "roots" / "processing" / "angles.ipynb").write_text(PLOT)
+    answer = api.post("/api/jobs", json={"kind": "code", "project": "processing/angles.ipynb", "output": "output/nb",
+                                         "mode": "full", "parameters": {"angle": 2, "title": cluster.name}})
+    assert answer.status_code == 201, answer.text
+    job = api.wait(answer.json()["id"], {"finished", "failed", "timeout", "lost", "cancelled"}, timeout=180)
+    stderr = api.get(f"/api/jobs/{job['id']}/log", params={"stream": "stderr"}).json()["text"]
+    assert job["state"] == "finished", (job, stderr)
+    output = run_folder(cluster, job) / "output"
+    assert (output / "plot.png").read_bytes().startswith(b"\x89PNG")
+    assert f"plotted 2 {cluster.name}" in (output / "angles.ipynb").read_text()
+    page = api.get(f"/api/jobs/{job['id']}/notebook")
+    assert page.status_code == 200 and f"plotted 2 {cluster.name}" in page.text

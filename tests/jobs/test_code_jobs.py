@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from code_support import PLOT, notebook
 from conftest import signed_client
 from jobs_support import WHEEL_PACKAGE, dataset, wait_ended, write_project, write_session
 
@@ -264,3 +265,80 @@ def test_the_outputs_of_a_code_job_are_what_it_wrote_under_output(session):
     job = run_ok(client, data="data/scan.nxs")
     outputs = client.get(f"/api/jobs/{job['id']}/outputs").get_json()
     assert [f["path"] for f in outputs["files"]] == [f"{job['run_folder']}/output/result.txt"]
+
+
+def test_a_notebook_runs_with_its_parameters_and_is_kept_executed_and_as_html(session):
+    base, client = session
+    (base / "roots" / "processing" / "angles.ipynb").write_text(PLOT)
+    job = run_ok(client, project="processing/angles.ipynb", parameters={"angle": 3, "title": "from hebi"})
+    assert job["language"] == "notebook" and job["entry"] == "angles.ipynb"
+    assert job["parameters"] == {"angle": 3, "title": "from hebi"}
+    output = base / "roots" / job["run_folder"] / "output"
+    assert (output / "plot.png").read_bytes().startswith(b"\x89PNG")
+    executed = (output / "angles.ipynb").read_text()
+    assert "injected-parameters" in executed and "plotted 3 from hebi" in executed
+    page = client.get(f"/api/jobs/{job['id']}/notebook")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert "plotted 3 from hebi" in page.get_data(as_text=True)
+    assert page.headers["Content-Security-Policy"].startswith("sandbox;")  # its scripts never run in hebi's origin
+    listed = [f["path"].rsplit("/", 1)[-1] for f in client.get(f"/api/jobs/{job['id']}/outputs").get_json()["files"]]
+    assert sorted(listed) == ["angles.html", "angles.ipynb", "plot.png"]
+
+
+def test_a_failing_notebook_fails_the_job_with_its_error_and_is_still_kept(session):
+    base, client = session
+    (base / "roots" / "processing" / "broken.ipynb").write_text(notebook(
+        ("code", "print('before')", []), ("code", "1 / 0", []), ("code", "print('never')", [])))
+    job = wait_ended(client, submit(client, project="processing/broken.ipynb").get_json()["id"], 120)
+    assert job["state"] == "failed"
+    assert job["message"].startswith("ZeroDivisionError"), job["message"]
+    html = client.get(f"/api/jobs/{job['id']}/notebook").get_data(as_text=True)
+    assert "before" in html and "ZeroDivisionError" in html
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"parameters": {"angle": 1}}, "'parameters' are for notebooks"),
+    ({"project": "processing/angles.ipynb", "parameters": {"not a name": 1}}, "is not a Python name"),
+    ({"project": "processing/angles.ipynb", "parameters": {"class": 1}}, "is not a Python name"),
+    ({"project": "processing/angles.ipynb", "parameters": [1, 2]}, "must be an object"),
+    ({"project": "processing/angles.ipynb", "parameters": {"big": "x" * 70000}}, "larger than 64 KiB"),
+    ({"project": "processing/angles.ipynb", "entry": "other.ipynb"}, "it is the entry point"),
+])
+def test_bad_notebook_parameters_are_refused(session, fields, words):
+    base, client = session
+    (base / "roots" / "processing" / "angles.ipynb").write_text(PLOT)
+    answer = submit(client, **fields)
+    assert answer.status_code == 400 and words in answer.get_json()["error"], answer.get_json()
+    assert client.get("/api/jobs").get_json()["total"] == 0
+
+
+def test_a_python_job_has_no_notebook_page(session):
+    base, client = session
+    job = run_ok(client)
+    assert client.get(f"/api/jobs/{job['id']}/notebook").status_code == 404
+
+
+def test_a_cancelled_notebook_leaves_no_kernel_behind(session):
+    import psutil
+    base, client = session
+    (base / "roots" / "processing" / "slow.ipynb").write_text(notebook(
+        ("code", "import time\nprint('started', flush=True)\ntime.sleep(300)", [])))
+    job = submit(client, project="processing/slow.ipynb").get_json()
+    run = str(base / "roots" / job["run_folder"])
+
+    def kernels():
+        found = []
+        for process in psutil.process_iter(["cmdline", "cwd"]):
+            if "ipykernel_launcher" in " ".join(process.info["cmdline"] or []) and (process.info["cwd"] or "") == run:
+                found.append(process)
+        return found
+    deadline = time.monotonic() + 60
+    while "started" not in log(client, job, "stdout") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert kernels(), "the notebook's kernel runs in the run folder"
+    assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 200
+    assert wait_ended(client, job["id"], 30)["state"] == "cancelled"
+    deadline = time.monotonic() + 10
+    while kernels() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not kernels(), "the kernel outlived its cancelled job"

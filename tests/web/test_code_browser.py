@@ -13,6 +13,7 @@ from pathlib import Path
 
 import local_system
 import pytest
+from code_support import PLOT
 from conftest import PASSWORDS, System, browser_login
 from test_files_browser import picture
 
@@ -86,3 +87,25 @@ def test_a_service_account_session_shows_why_code_cannot_run(system, page):
     assert "runs under the service's account" in refused.inner_text()
     assert choice.is_disabled()
     assert "service's account" in page.locator("label", has=choice).get_attribute("title")
+
+
+def test_a_finished_notebook_opens_rendered_from_its_job(code_system, page):
+    folders = code_system.folders(USER)
+    (folders["processing"] / "angles.ipynb").write_text(PLOT)
+    browser_login(page, code_system, USER)
+    page.goto(f"{code_system.url}/#/jobs")
+    form = page.locator("form[aria-label='Submit a job']")
+    form.get_by_label("Run code (your own Python project)").check()
+    form.locator("input[name=project]").fill("processing/angles.ipynb")
+    form.locator("textarea[name=parameters]").fill('{"angle": 4, "title": "four"}')
+    form.locator("input[name=output]").fill("output/notebooks")
+    form.locator("input[name=name]").fill("angles notebook")
+    form.get_by_role("button", name="Run code").click()
+    row = page.locator("tr[data-job]", has_text="angles notebook")
+    row.locator(".job-state[data-state=finished]").wait_for(timeout=120_000)
+    with page.context.expect_page() as opened:
+        page.get_by_role("link", name="Open the notebook").click()
+    rendered = opened.value
+    rendered.wait_for_load_state()
+    assert "plotted 4 four" in rendered.content()
+    rendered.close()

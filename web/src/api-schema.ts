@@ -854,6 +854,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jobs/{id}/notebook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A notebook job's executed notebook as HTML, in a sandbox (no script runs, nothing is loaded) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: components["parameters"]["JobId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The HTML nbconvert made of the executed notebook */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/html": string;
+                    };
+                };
+                404: components["responses"]["NotFound"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/cluster": {
         parameters: {
             query?: never;
@@ -1941,9 +1980,9 @@ export interface components {
         CodeJobRequest: {
             /** @enum {string} */
             kind: "code";
-            /** @description <root>/<path> of the project folder, or of a .zip of it */
+            /** @description <root>/<path> of the project folder, a .zip of it, or a notebook (.ipynb) */
             project: string;
-            /** @description The file to run, inside the project (default code.py, app.py or main.py) */
+            /** @description The file to run, inside the project (default code.py, app.py or main.py): .py or .ipynb */
             entry?: string;
             /** @description <root>/<path> of data the program finds as input/<its name> */
             data?: string;
@@ -1955,6 +1994,10 @@ export interface components {
              */
             mode: "preview" | "full";
             name?: string;
+            /** @description A notebook's parameters, injected after its cell tagged 'parameters' (papermill) */
+            parameters?: {
+                [key: string]: unknown;
+            };
             resources?: components["schemas"]["Resources"];
         };
         Resources: {
@@ -2037,7 +2080,11 @@ export interface components {
             /** @description Code jobs: the file run */
             entry: string | null;
             /** @enum {string|null} */
-            language: "python" | null;
+            language: "python" | "notebook" | null;
+            /** @description A notebook job's parameters */
+            parameters: {
+                [key: string]: unknown;
+            } | null;
             resources: {
                 time_limit: number | null;
                 cores: number | null;

@@ -1,4 +1,4 @@
-"""The ``code`` job kind: a user's own Python project run on the cluster, as the user.
+"""The ``code`` job kind: a user's own Python project or notebook run on the cluster, as the user.
 
 A project is a folder in the user's roots, or a ``.zip`` of one, holding an entry point (``code.py``,
 ``app.py`` or ``main.py`` unless the user names another), perhaps a ``requirements.txt`` and an
@@ -6,7 +6,9 @@ A project is a folder in the user's roots, or a ``.zip`` of one, holding an entr
 folder in the output folder, beside an empty ``output/``; the chosen data appears as
 ``input/<its name>``. The job runs ``hebi_runner.code`` there, which makes (or reuses) the environment
 for ``requirements.txt`` and then becomes the user's program. What it writes under ``output/`` is the
-result; its stdout and stderr are the job's logs.
+result; its stdout and stderr are the job's logs. A notebook (the entry, or a lone ``.ipynb`` as the
+project) is executed headless with papermill, its ``parameters`` injected, and kept executed and as HTML
+in ``output/``.
 
 User code can do anything the session's uid can do, so it runs only where that uid is the user's own:
 a session the launcher isolated (podman, kubernetes), unless ``jobs.code.allow_unisolated`` says this
@@ -14,6 +16,8 @@ is a single-user machine.
 """
 from __future__ import annotations
 
+import json
+import keyword
 import os
 import re
 import shutil
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hebi_common.atomic import atomic_write
 from hebi_common.sandbox import SandboxError
 
 from .requests import (
@@ -33,14 +38,16 @@ from .requests import (
     parse_resources,
 )
 from .savu import log_tail
-from .unpack import ProjectProblem, copy_project, unpack_zip
+from .unpack import ProjectProblem, copy_notebook, copy_project, unpack_zip
 
 #: Entry points looked for, in this order, when the user names none.
 ENTRY_POINTS = ("code.py", "app.py", "main.py")
-#: What an entry point's suffix says it is; only Python runs yet.
-LANGUAGES = {".py": "python"}
-NOT_YET = {".m": "Octave scripts", ".ipynb": "notebooks"}
-FIELDS = {"project", "entry", "data", "output", "mode", "resources", "name"}
+#: What an entry point's suffix says it is.
+LANGUAGES = {".py": "python", ".ipynb": "notebook"}
+NOT_YET = {".m": "Octave scripts"}
+FIELDS = {"project", "entry", "data", "output", "mode", "resources", "name", "parameters"}
+#: A notebook's parameters, as JSON: small values a scientist types, not data.
+MAX_PARAMETERS_BYTES = 64 * 1024
 
 
 @dataclass
@@ -57,6 +64,7 @@ class CodeJobRequest:
     memory_mb: int
     queue: str
     refs: dict[str, str]  # project/data/output as <root>/<path>
+    parameters: dict[str, Any] | None = None  # a notebook's, injected papermill-style
     kind: str = "code"
 
 
@@ -92,13 +100,36 @@ def parse_request(body: Any, context, jobs_config) -> CodeJobRequest:
 
     roots = context.roots
     project = existing(roots, refs["project"], "project")
-    if project.is_file() and project.suffix.lower() != ".zip":
-        raise JobRequestError(f"the project {refs['project']} is a file: choose its folder, or a .zip of it")
-    entry = _entry(body.get("entry"), project, refs["project"])
+    if project.is_file() and project.suffix.lower() == ".ipynb":  # a notebook alone is a project too
+        if body.get("entry") not in (None, "", project.name):
+            raise JobRequestError(f"the project {refs['project']} is a notebook: it is the entry point")
+        entry = project.name
+    elif project.is_file() and project.suffix.lower() != ".zip":
+        raise JobRequestError(f"the project {refs['project']} is a file: choose its folder, a .zip of it, "
+                              "or a notebook (.ipynb)")
+    else:
+        entry = _entry(body.get("entry"), project, refs["project"])
+    parameters = _parameters(body.get("parameters"), entry)
     data = existing(roots, refs["data"], "data") if "data" in refs else None
     output = output_folder(roots, refs["output"])
     language = LANGUAGES[Path(entry).suffix.lower()] if entry else "python"
-    return CodeJobRequest(project, entry, language, data, output, mode, name, time_limit, cores, memory, queue, refs)
+    return CodeJobRequest(project, entry, language, data, output, mode, name, time_limit, cores, memory, queue, refs,
+                          parameters)
+
+
+def _parameters(asked: Any, entry: str) -> dict[str, Any] | None:
+    if asked in (None, {}):
+        return None
+    if entry and not entry.lower().endswith(".ipynb"):
+        raise JobRequestError("'parameters' are for notebooks (injected after their \"parameters\" cell)")
+    if not isinstance(asked, dict):
+        raise JobRequestError("'parameters' must be an object of names and values, e.g. {\"angle\": 45}")
+    if len(json.dumps(asked)) > MAX_PARAMETERS_BYTES:
+        raise JobRequestError(f"'parameters' are larger than {MAX_PARAMETERS_BYTES // 1024} KiB: pass data as a file")
+    for key in asked:
+        if not key.isidentifier() or keyword.iskeyword(key):
+            raise JobRequestError(f"the parameter {key[:50]!r} is not a Python name")
+    return asked
 
 
 def _entry(asked: Any, project: Path, ref: str) -> str:
@@ -120,7 +151,7 @@ def _entry(asked: Any, project: Path, ref: str) -> str:
     if suffix in NOT_YET:
         raise JobRequestError(f"{NOT_YET[suffix]} cannot be run yet: only Python (.py) projects")
     if suffix not in LANGUAGES:
-        raise JobRequestError(f"'entry' {entry!r} is not a Python file (.py)")
+        raise JobRequestError(f"'entry' {entry!r} is not a Python file (.py) or a notebook (.ipynb)")
     if project.is_dir():
         target = project / entry
         if target.is_symlink() or not target.is_file():
@@ -160,6 +191,8 @@ class CodeKind:
         try:
             if request.project.is_dir():
                 copy_project(request.project, run, code_config.max_files, code_config.max_mb)
+            elif request.project.suffix.lower() == ".ipynb":
+                copy_notebook(request.project, run, code_config.max_mb)
             else:
                 unpack_zip(request.project, run, code_config.max_files, code_config.max_mb)
         except ProjectProblem as problem:
@@ -180,12 +213,17 @@ class CodeKind:
                 os.symlink(request.data, link)
         envs = service.roots.resolve_ref(request.refs["output"])[0].path / ".hebi" / "envs"
         command = runner_command(run, request.entry, envs, code_config)
+        if request.parameters:
+            with atomic_write(job_dir / "parameters.json", text=True) as out:
+                out.write(json.dumps(request.parameters))
+            command += ["--parameters", str(job_dir / "parameters.json")]
         spec = service.job_spec(request, job_id, job_dir, command)
         run_ref = f"{service.roots.to_ref(request.output)}/{folder}"
         record = service.job_record(
             request, job_id, now, spec, name=request.name or Path(folder).name.rsplit("_", 1)[0],
             source=request.refs["project"], dataset=request.refs.get("data"), output=request.refs["output"],
             run_dir=str(run), details={"run_folder": run_ref, "entry": request.entry, "language": request.language,
+                                                "parameters": request.parameters,
                                                 "made": [str(run)]})
         return record, spec
 

@@ -89,7 +89,7 @@ COLUMNS = ("id", "kind", "name", "mode", "backend", "backend_id", "queue", "stat
            "missing_since", "progress", "progress_text", "source", "process_list", "dataset", "output", "run_dir",
            "job_dir", "spec", "summary", "change")
 #: What a job list shows of the spec, kept apart so that listing 1000 jobs decodes little.
-SUMMARY_KEYS = ("time_limit", "cores", "memory_mb", "preview", "run_folder", "entry", "language")
+SUMMARY_KEYS = ("time_limit", "cores", "memory_mb", "preview", "run_folder", "entry", "language", "parameters")
 
 
 class JobRegistry:

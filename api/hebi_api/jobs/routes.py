@@ -44,7 +44,7 @@ def public(job: dict) -> dict:
         "message": job["message"], "backend": job["backend"], "scheduler_id": job["backend_id"],
         "queue": job["queue"], "process_list": job["process_list"], "dataset": job["dataset"],
         "output": job["output"], "run_folder": run_dir, "project": job["source"],
-        "entry": summary.get("entry"), "language": summary.get("language"),
+        "entry": summary.get("entry"), "language": summary.get("language"), "parameters": summary.get("parameters"),
         "resources": {key: summary.get(key) for key in ("time_limit", "cores", "memory_mb")},
         "preview": summary.get("preview"),
         "progress": job["progress"], "progress_text": job["progress_text"],
@@ -252,6 +252,29 @@ def job_outputs(job_id: str):
             if len(files) >= OUTPUTS_LISTED:
                 break
     return jsonify(job=job_id, run_folder=_ref_or_none(roots, str(run_dir)), exists=run_dir.is_dir(), files=files)
+
+
+#: A notebook's HTML is the user's (or whoever wrote the notebook's) content: shown in a sandbox, a
+#: unique origin that runs no script and loads nothing but the pictures inside it.
+NOTEBOOK_POLICY = ("sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline' data:; font-src data:; "
+                   "form-action 'none'; frame-ancestors 'self'")
+
+
+@blueprint.get("/jobs/<job_id>/notebook")
+def job_notebook(job_id: str):
+    """A notebook job's executed notebook as HTML (made by the job beside the .ipynb in output/)."""
+    job = _job_or_404(job_id)
+    if job["kind"] != "code" or job["summary"].get("language") != "notebook":
+        abort(404, description="this job ran no notebook")
+    entry = Path(job["summary"].get("entry") or "notebook.ipynb")
+    page = service().job_file(Path(job["run_dir"]) / "output" / entry.with_suffix(".html").name, "notebook")
+    if not page.is_file():
+        abort(404, description="the notebook has not been kept as HTML (yet): the job is still running, or failed "
+                               "before it ran")
+    response = Response(page.read_bytes(), mimetype="text/html")
+    response.headers["Content-Security-Policy"] = NOTEBOOK_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @blueprint.get("/cluster")

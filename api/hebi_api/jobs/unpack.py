@@ -154,3 +154,20 @@ def unpack_zip(archive: Path, target: Path, max_files: int, max_mb: int) -> None
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
+
+
+def copy_notebook(source: Path, target: Path, max_mb: int) -> None:
+    """A lone notebook as a project: ``target`` holding it (and nothing else)."""
+    if source.stat().st_size > max_mb * 1024 * 1024:
+        raise ProjectProblem(f"it is larger than {max_mb} MB")
+    _check_name(source.name)
+    temp = _temporary(target)
+    try:
+        shutil.copyfile(source, temp / source.name, follow_symlinks=False)
+        os.rename(temp, target)
+    except OSError as error:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise ProjectProblem(f"it cannot be copied ({_why(error)})") from None
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise

@@ -25,10 +25,11 @@ interface Form {
   kind: 'savu' | 'code';
   process_list: string; dataset: string; output: string; name: string; mode: 'preview' | 'full';
   preview: string; time_limit: string; cores: string; memory_mb: string; queue: string;
-  project: string; entry: string; data: string;  // a code job's
+  project: string; entry: string; data: string; parameters: string;  // a code job's
 }
 const EMPTY: Form = { kind: 'savu', process_list: '', dataset: '', output: '', name: '', mode: 'preview', preview: '5',
-                      time_limit: '', cores: '1', memory_mb: '', queue: '', project: '', entry: '', data: '' };
+                      time_limit: '', cores: '1', memory_mb: '', queue: '', project: '', entry: '', data: '',
+                      parameters: '' };
 
 function when(seconds: number | null): string {
   return seconds ? new Date(seconds * 1000).toLocaleString() : '';
@@ -55,7 +56,8 @@ function StateBadge({ job }: { job: Job }) {
 function formOf(job: Job): Form {
   const preview = job.preview as unknown;
   const code = job.kind === 'code'
-    ? { kind: 'code' as const, project: job.project ?? '', entry: job.entry ?? '', data: job.dataset ?? '' }
+    ? { kind: 'code' as const, project: job.project ?? '', entry: job.entry ?? '', data: job.dataset ?? '',
+        parameters: job.parameters ? JSON.stringify(job.parameters) : '' }
     : { kind: 'savu' as const, process_list: job.process_list ?? '', dataset: job.dataset ?? '' };
   return { ...EMPTY, ...code, output: job.output, mode: job.mode,
            name: job.name ? `${job.name} (again)`.slice(0, 100) : '',
@@ -63,6 +65,17 @@ function formOf(job: Job): Form {
            time_limit: job.resources.time_limit ? String(job.resources.time_limit) : '',
            cores: String(job.resources.cores ?? 1), memory_mb: job.resources.memory_mb ? String(job.resources.memory_mb) : '',
            queue: job.queue && job.queue !== 'local' ? job.queue : '' };
+}
+
+function parametersOf(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error('The parameters are not JSON: write them as {"name": value, ...}');
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('The parameters must be {"name": value, ...}');
+  return value as Record<string, unknown>;
 }
 
 function requestOf(form: Form): JobRequest {
@@ -73,6 +86,7 @@ function requestOf(form: Form): JobRequest {
     const code: CodeJobRequest = { kind: 'code', project: form.project.trim(), ...common };
     if (form.entry.trim()) code.entry = form.entry.trim();
     if (form.data.trim()) code.data = form.data.trim();
+    if (form.parameters.trim()) code.parameters = parametersOf(form.parameters);
     request = code;
   } else {
     const savu: SavuJobRequest = { process_list: form.process_list.trim(), dataset: form.dataset.trim(), ...common };
@@ -158,6 +172,7 @@ function SubmitForm({ me, modes, code, recent, preset, onSubmitted }: {
     [...new Set((recent ?? []).filter((job) => !kind || job.kind === kind).map((job) => job[key])
       .filter((value): value is string => Boolean(value)))].slice(0, 10);
   const isCode = form.kind === 'code';
+  const notebook = isCode && (/\.ipynb$/i.test(form.entry.trim()) || /\.ipynb$/i.test(form.project.trim()));
   return (
     <form ref={formRef} className="job-form" onSubmit={submit} aria-label="Submit a job">
       <div className="job-form-row job-kind" role="radiogroup" aria-label="What to run">
@@ -169,10 +184,16 @@ function SubmitForm({ me, modes, code, recent, preset, onSubmitted }: {
         {code && !code.available && <span className="job-code-refused">Not here: {code.reason}</span>}
       </div>
       {isCode ? <>
-        <PathPicker me={me} label="Project (folder or .zip)" name="project" value={form.project} onChange={set('project')}
-                    pick="file" accept={/\.zip$/i} folders startRoot="processing" recent={uniq('project')} />
+        <PathPicker me={me} label="Project (folder, .zip or notebook)" name="project" value={form.project} onChange={set('project')}
+                    pick="file" accept={/\.(zip|ipynb)$/i} folders startRoot="processing" recent={uniq('project')} />
         <label className="path-picker">Entry point <input value={form.entry} onChange={(e) => set('entry')(e.target.value)} name="entry"
-                                  placeholder="code.py, app.py or main.py" spellCheck={false} /></label>
+                                  placeholder="code.py, app.py or main.py; or a notebook (.ipynb)" spellCheck={false} /></label>
+        {notebook && (
+          <label className="path-picker">Parameters (JSON, injected after the notebook's "parameters" cell)
+            <textarea value={form.parameters} onChange={(e) => set('parameters')(e.target.value)} name="parameters" rows={2}
+                      placeholder='{"angle": 45, "sample": "A12"}' spellCheck={false} />
+          </label>
+        )}
         <PathPicker me={me} label="Data (optional, as input/)" name="data" value={form.data} onChange={set('data')} optional
                     pick="file" folders startRoot="data" recent={uniq('dataset', 'code')} />
       </> : <>
@@ -252,6 +273,10 @@ function JobDetails({ job }: { job: Job }) {
           : <>{job.process_list} on {job.dataset}</>} → {job.run_folder ?? job.output}
         {job.end && <> · exit code {job.end.exit_code ?? '–'}{job.end.signal ? ` (${job.end.signal})` : ''} · ran {duration(job.end.wall_time)}</>}
         {job.message && <> · {job.message}</>}
+        {job.language === 'notebook' && job.end && (
+          <> · <a href={`/api/jobs/${encodeURIComponent(job.id)}/notebook`} target="_blank" rel="noopener noreferrer">
+            Open the notebook</a></>
+        )}
       </p>
       <div role="tablist" aria-label="Log">
         {(job.kind === 'code' ? ['stdout', 'stderr'] : ['user', 'stdout', 'stderr']).map((name) => (
