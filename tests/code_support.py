@@ -1,5 +1,41 @@
-"""Notebooks for the code-job tests (tests/jobs/test_code_jobs.py, tests/web/test_code_browser.py)."""
+"""What the code-job tests run (tests/jobs, tests/launcher, tests/web): a facility's wheelhouse (one
+tiny real wheel), projects and notebooks."""
 from __future__ import annotations
+
+from pathlib import Path
+
+WHEEL_PACKAGE = "hebi_probe"
+
+
+def write_wheel(folder: Path, package: str = WHEEL_PACKAGE, version: str = "1.0") -> Path:
+    """A real (tiny) wheel in ``folder``, the facility wheelhouse a code job's requirements come from:
+    ``import hebi_probe; hebi_probe.VALUE``."""
+    import base64
+    import hashlib
+    import zipfile
+    folder.mkdir(parents=True, exist_ok=True)
+    info = f"{package}-{version}.dist-info"
+    files = {f"{package}/__init__.py": f"VALUE = 'from the wheelhouse {version}'\n",
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {package.replace('_', '-')}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hebi-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(text.encode())}")
+    record.append(f"{info}/RECORD,,")
+    path = folder / f"{package}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+        wheel.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+def write_project(folder: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
 
 
 def notebook(*cells: tuple[str, str, list[str]]) -> str:

@@ -29,7 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "jobs")]
-from jobs_support import ApiProcess, write_project, write_session  # noqa: E402
+from code_support import write_project  # noqa: E402
+from jobs_support import ApiProcess, write_session  # noqa: E402
 
 REQUIREMENTS = "scipy\npillow\ntifffile\npywavelets\n"
 CODE = ("import numpy, scipy.ndimage, PIL.Image, tifffile, pywt\n"

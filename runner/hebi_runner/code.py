@@ -35,6 +35,8 @@ from pathlib import Path
 
 from hebi_common.atomic import atomic_write
 
+from . import landlock
+
 #: Environments are built here first and renamed when complete, so a job never sees half of one.
 BUILDING = ".building-"
 #: uv's words for a requirement no index or wheelhouse has (0.4 to 0.13).
@@ -130,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index-url", default="", help="package index; none: only --find-links")
     parser.add_argument("--find-links", action="append", default=[], help="a wheelhouse folder or page")
     parser.add_argument("--parameters", type=Path, help="a notebook's parameters (a JSON object), papermill-style")
+    parser.add_argument("--scratch", type=Path, help="the program's temporary folder (TMPDIR); default: a new one")
     args = parser.parse_args(argv)
+    scratch = args.scratch.resolve() if args.scratch else Path(tempfile.mkdtemp(prefix="hebi-code-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    os.chmod(scratch, 0o700)  # the program's own: on a shared node, nobody else's business
+    tempfile.tempdir = str(scratch)
 
     run_folder = args.run_folder
     os.chdir(run_folder)
@@ -143,22 +150,56 @@ def main(argv: list[str] | None = None) -> int:
             say(str(failed))
             return 2
     env = dict(os.environ, PYTHONUNBUFFERED="1", HEBI_INPUT=str(run_folder / "input"),
-               HEBI_OUTPUT=str(run_folder / "output"))
+               HEBI_OUTPUT=str(run_folder / "output"), TMPDIR=str(scratch),
+               # matplotlib's cache would go to HOME, which the program may not write to.
+               MPLCONFIGDIR=str(scratch / "matplotlib"))
     for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
         env.pop(name, None)
     if args.entry.endswith(".ipynb"):
+        # A kernel's Unix sockets need a short path (108 bytes at most): a private folder in /tmp.
+        sockets = Path(tempfile.mkdtemp(prefix="hebi-kernel-", dir="/tmp" if os.access("/tmp", os.W_OK) else None))
+        confine_writes(run_folder / "output", scratch, sockets)
         parameters = json.loads(args.parameters.read_text()) if args.parameters else {}
-        return run_notebook(Path(args.entry), python, parameters, env)
+        try:
+            return run_notebook(Path(args.entry), python, parameters, env, sockets)
+        finally:
+            shutil.rmtree(sockets, ignore_errors=True)
+    confine_writes(run_folder / "output", scratch)
     say(f"running {args.entry}")
     os.execve(python, [python, args.entry], env)
     return 127  # not reached
+
+
+def confine_writes(output: Path, scratch: Path, *more: Path) -> None:
+    """From here on, this process and the program it becomes write only beneath ``output`` and the
+    scratch folder (and devices: /dev/null, /dev/shm), enforced by the kernel where it can."""
+    try:
+        version = landlock.allow_writes_only_beneath([str(output), str(scratch), "/dev", *map(str, more)])
+    except landlock.Unavailable as why:
+        say(f"writes outside output/ are not prevented on this machine ({why})")
+        return
+    say(f"your program may write only in output/ and its scratch folder $TMPDIR (the kernel enforces it: "
+        f"Landlock ABI {version})")
+
+
+def _ipc_kernel_manager(sockets: Path):
+    """A kernel manager talking to its kernel over Unix sockets in a private folder (0700): over TCP,
+    anyone else on a shared node could connect to the kernel's ports and read what it outputs."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum, Unicode
+
+    class IpcKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+        ip = Unicode(str(sockets / "kernel"), config=True)  # for ipc: the sockets' path, plus -1, -2...
+
+    return IpcKernelManager
 
 
 def _terminated(signum, frame):
     raise SystemExit(128 + signum)
 
 
-def run_notebook(entry: Path, python: str, parameters: dict, env: dict[str, str]) -> int:
+def run_notebook(entry: Path, python: str, parameters: dict, env: dict[str, str], sockets: Path) -> int:
     """Execute the notebook headless with papermill (its parameters injected after the cell tagged
     "parameters"), in a kernel of ``python``; keep it executed in output/, and as HTML beside it. A cell
     that raises fails the job with that error; the executed notebook shows where."""
@@ -180,7 +221,8 @@ def run_notebook(entry: Path, python: str, parameters: dict, env: dict[str, str]
         (spec / "kernel.json").write_text(json.dumps({
             "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "Python (hebi job)", "language": "python", "env": {"PYTHONUNBUFFERED": "1"}}))
-        os.environ.update({key: value for key, value in env.items() if key.startswith("HEBI_")})
+        os.environ.clear()
+        os.environ.update(env)  # the kernel's: TMPDIR, HEBI_INPUT/OUTPUT, MPLCONFIGDIR, as a program's
         os.environ.update(JUPYTER_PATH=str(scratch), JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
                           JUPYTER_CONFIG_DIR=str(scratch / "config"), IPYTHONDIR=str(scratch / "ipython"),
                           JUPYTER_PLATFORM_DIRS="1")
@@ -190,7 +232,7 @@ def run_notebook(entry: Path, python: str, parameters: dict, env: dict[str, str]
         try:
             papermill.execute_notebook(str(entry), str(executed), parameters=parameters, kernel_name="hebi",
                                        progress_bar=False, stdout_file=sys.stdout, stderr_file=sys.stderr,
-                                       cwd=".")
+                                       cwd=".", kernel_manager_class=_ipc_kernel_manager(sockets))
         except papermill.PapermillExecutionError as error:
             failure = f"{error.ename}: {error.evalue}"
         except Exception as error:  # noqa: BLE001 - a kernel that does not start, a notebook that does not parse

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from code_support import write_wheel
 from conftest import FIXTURES, REPO, real_component
 from support_kube import kubernetes_setup
 from support_ssh import gridengine_ssh_setup, slurm_ssh_setup
@@ -269,39 +270,3 @@ class ApiProcess:
             job = self.job(job_id)
         assert job["state"] in states, f"job {job_id} is {job['state']} ({job['message']}), expected {states}"
         return job
-
-
-# -- code jobs ------------------------------------------------------------------------------------------
-
-WHEEL_PACKAGE = "hebi_probe"
-
-
-def write_wheel(folder: Path, package: str = WHEEL_PACKAGE, version: str = "1.0") -> Path:
-    """A real (tiny) wheel in ``folder``, the facility wheelhouse a code job's requirements come from:
-    ``import hebi_probe; hebi_probe.VALUE``."""
-    import base64
-    import hashlib
-    import zipfile
-    folder.mkdir(parents=True, exist_ok=True)
-    info = f"{package}-{version}.dist-info"
-    files = {f"{package}/__init__.py": f"VALUE = 'from the wheelhouse {version}'\n",
-             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {package.replace('_', '-')}\nVersion: {version}\n",
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hebi-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = []
-    for name, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(text.encode())}")
-    record.append(f"{info}/RECORD,,")
-    path = folder / f"{package}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as wheel:
-        for name, text in files.items():
-            wheel.writestr(name, text)
-        wheel.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
-    return path
-
-
-def write_project(folder: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(text)
-    return folder

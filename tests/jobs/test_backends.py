@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from code_support import PLOT
-from jobs_support import CLUSTER_KINDS, ApiProcess, ClusterKind, _script, dataset, gridengine, slurm, write_project, write_session  # noqa: F401 - session fixtures, used through request.getfixturevalue
+from code_support import PLOT, write_project
+from jobs_support import CLUSTER_KINDS, ApiProcess, ClusterKind, _script, dataset, gridengine, slurm, write_session  # noqa: F401 - session fixtures, used through request.getfixturevalue
 from support_kube import kube_jobs_cluster  # noqa: F401 - the kubernetes kind's session fixture
 from support_slurmrest import slurmrest  # noqa: F401 - session fixture, used through request.getfixturevalue
 from support_ssh import sshd  # noqa: F401 - the ssh kinds' session fixture
@@ -334,16 +334,21 @@ def test_preview_is_killed_at_its_time_limit_and_reported_so(cluster):
 CODE_PROJECT = {
     "requirements.txt": "hebi-probe\n",
     "code.py": ("import json, os, hebi_probe\n"
-                "json.dump({'value': hebi_probe.VALUE, 'input': sorted(os.listdir('input')), 'uid': os.getuid()},\n"
-                "          open('output/result.json', 'w'))\n"
+                "try:\n"
+                "    open('../escaped.txt', 'w').write('x')\n"
+                "    escaped = 'written'\n"
+                "except OSError as error:\n"
+                "    escaped = type(error).__name__\n"
+                "json.dump({'value': hebi_probe.VALUE, 'input': sorted(os.listdir('input')), 'uid': os.getuid(),\n"
+                "           'outside output/': escaped}, open('output/result.json', 'w'))\n"
                 "print('code ran')\n"),
 }
 
 
 def test_a_python_project_runs_with_its_requirements_from_the_wheelhouse(cluster):
     """A scientist's own code on this backend: its requirements from the facility's wheelhouse, the
-    data chosen as input/, the results under output/; the next job with the same requirements reuses
-    the environment the first one made."""
+    data chosen as input/, the results under output/ and nowhere else (the kernel refuses the rest); the
+    next job with the same requirements reuses the environment the first one made."""
     api = cluster.api
     write_project(cluster.base / "roots" / "processing" / "project", CODE_PROJECT)
     data = dataset(cluster.base, "code-input.nxs")
@@ -357,6 +362,7 @@ def test_a_python_project_runs_with_its_requirements_from_the_wheelhouse(cluster
         assert job["state"] == "finished", (job, stderr)
         result = json.loads((run_folder(cluster, job) / "output" / "result.json").read_text())
         assert result["value"] == "from the wheelhouse 1.0" and result["input"] == ["code-input.nxs"]
+        assert result["outside output/"] == "PermissionError", result  # Landlock, on this backend's node too
         assert "code ran" in api.get(f"/api/jobs/{job['id']}/log", params={"stream": "stdout"}).json()["text"]
         logs.append(stderr)
     assert "made in" in logs[0] and "already made, reused" in logs[1], logs

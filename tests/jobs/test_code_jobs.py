@@ -6,6 +6,7 @@ read as they do for Savu jobs; an old registry is brought forward with its jobs.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import stat
@@ -14,9 +15,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from code_support import PLOT, notebook
+from code_support import PLOT, WHEEL_PACKAGE, notebook, write_project
 from conftest import signed_client
-from jobs_support import WHEEL_PACKAGE, dataset, wait_ended, write_project, write_session
+from jobs_support import dataset, wait_ended, write_session
 
 from hebi_common.config import load_config
 from hebi_common.sandbox import Roots
@@ -342,3 +343,37 @@ def test_a_cancelled_notebook_leaves_no_kernel_behind(session):
     while kernels() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not kernels(), "the kernel outlived its cancelled job"
+
+
+ESCAPES = ("import json, os, pathlib\n"
+           "tries = {'run folder': '../escaped.txt', 'own processing root': PROCESSING + '/written-by-code.txt',\n"
+           "         'project copy': 'code.py'}\n"
+           "report = {}\n"
+           "for what, path in tries.items():\n"
+           "    try:\n"
+           "        open(path, 'a').write('x')\n"
+           "        report[what] = 'written'\n"
+           "    except OSError as error:\n"
+           "        report[what] = type(error).__name__\n"
+           "try:\n"
+           "    os.remove(INPUT_DATA)\n"
+           "    report['remove data'] = 'removed'\n"
+           "except OSError as error:\n"
+           "    report['remove data'] = type(error).__name__\n"
+           "pathlib.Path('output/report.json').write_text(json.dumps(report))\n")
+
+
+def test_the_kernel_keeps_a_program_from_writing_outside_output(session):
+    """Landlock: the program writes its results under output/, and nowhere else in the user's own
+    folders - not their process lists, not their data, not the run folder, not the project's copy."""
+    base, client = session
+    processing = base / "roots" / "processing"
+    write_project(processing / "project", {"code.py": f"PROCESSING = {str(processing)!r}\n"
+                                                      f"INPUT_DATA = {str(base / 'roots' / 'data' / 'scan.nxs')!r}\n"
+                                                      + ESCAPES})
+    job = run_ok(client, data="data/scan.nxs")
+    report = json.loads((base / "roots" / job["run_folder"] / "output" / "report.json").read_text())
+    assert report == {"run folder": "PermissionError", "own processing root": "PermissionError",
+                      "project copy": "PermissionError", "remove data": "PermissionError"}, report
+    assert not (processing / "written-by-code.txt").exists() and (base / "roots" / "data" / "scan.nxs").exists()
+    assert "the kernel enforces it" in log(client, job)

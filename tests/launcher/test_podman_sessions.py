@@ -15,6 +15,7 @@ import local_system
 import pytest
 import requests
 import yaml
+from code_support import PLOT, WHEEL_PACKAGE, write_project, write_wheel
 from conftest import PASSWORDS, System, real_component
 from make_sample_data import write_nxtomo, write_sample_process_list
 
@@ -51,11 +52,32 @@ def no_bridge_network():
 
 
 @pytest.fixture(scope="module")
-def pods():
+def wheelhouse_page(tmp_path_factory):
+    """A facility's wheelhouse as a web page on loopback (what ``jobs.code.find_links`` may name): pods
+    see only their user's folders, but they share the host's network."""
+    import functools
+    import http.server
+    import threading
+    folder = tmp_path_factory.mktemp("wheelhouse")
+    write_wheel(folder)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def pods(wheelhouse_page):
     real_component("podman as root", os.geteuid() == 0 and shutil.which("podman") is not None,
                    "run as root with podman installed (scripts/install-system.sh podman)")
     base = Path(tempfile.mkdtemp(prefix="hebi-pods-", dir="/tmp"))
     config_path = local_system.write_config(base, launcher="podman")
+    config = yaml.safe_load(config_path.read_text())
+    config["jobs"] = {"code": {"index_url": "", "find_links": [wheelhouse_page]}}
+    config_path.write_text(yaml.safe_dump(config))
     for user, password in PASSWORDS.items():
         local_system.add_user(config_path, user, password)
     gateway = local_system.Gateway(config_path)
@@ -223,6 +245,46 @@ def test_alices_own_code_runs_in_her_pod_as_her_and_the_kernel_keeps_bob_out(pod
     assert report["uid"] == uid and report_file.stat().st_uid == uid
     assert report["read"] == "FileNotFoundError" and report["list"] == "FileNotFoundError", report
     assert report["link"] == "FileNotFoundError" and report["image"] in ("OSError", "PermissionError"), report
+
+
+def wait_code_job(pods, http, body: dict) -> tuple[dict, str]:
+    submitted = http.post(f"{pods.url}/api/jobs", json=body)
+    assert submitted.status_code == 201, submitted.text
+    job = submitted.json()
+    deadline = time.monotonic() + 180
+    while job["state"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job = http.get(f"{pods.url}/api/jobs/{job['id']}", params={"refresh": 1}).json()
+    return job, http.get(f"{pods.url}/api/jobs/{job['id']}/log", params={"stream": "stderr"}).text
+
+
+def test_requirements_from_the_facilitys_wheelhouse_and_a_notebook_run_in_the_pod(pods):
+    """In alice's pod (read-only image, her uid): a project's requirements.txt installed from the
+    wheelhouse page into an environment in her output root, and a notebook that plots, kept as HTML."""
+    uid = accounts(pods)["alice"]["uid"]
+    alice = pods.folders("alice")
+    write_project(alice["processing"] / "needs-probe", {
+        "requirements.txt": "hebi-probe\n",
+        "code.py": f"import {WHEEL_PACKAGE}\nopen('output/value.txt', 'w').write({WHEEL_PACKAGE}.VALUE)\n"})
+    (alice["processing"] / "angles.ipynb").write_text(PLOT)
+    local_system.hand_over(pods.config_path, "alice")
+    http = pods.login("alice")
+    job, log = wait_code_job(pods, http, {"kind": "code", "project": "processing/needs-probe",
+                                          "output": "output/code", "mode": "preview"})
+    assert job["state"] == "finished", f"{job}\n{log}"
+    value = alice["output"].parent / job["run_folder"] / "output" / "value.txt"
+    assert value.read_text() == "from the wheelhouse 1.0" and value.stat().st_uid == uid
+    assert "made in" in log
+    envs = [p for p in (alice["output"] / ".hebi" / "envs").iterdir() if not p.name.startswith(".")]
+    assert len(envs) == 1 and envs[0].stat().st_uid == uid
+    job, log = wait_code_job(pods, http, {"kind": "code", "project": "processing/angles.ipynb", "output": "output/nb",
+                                          "mode": "preview", "parameters": {"angle": 5, "title": "in a pod"}})
+    assert job["state"] == "finished", f"{job}\n{log}"
+    plot = alice["output"].parent / job["run_folder"] / "output" / "plot.png"
+    assert plot.read_bytes().startswith(b"\x89PNG") and plot.stat().st_uid == uid
+    page = http.get(f"{pods.url}/api/jobs/{job['id']}/notebook")
+    assert page.status_code == 200 and "plotted 5 in a pod" in page.text
+    assert page.headers["Content-Security-Policy"].startswith("sandbox;")
 
 
 def test_the_admin_reads_a_pods_logs(pods):

@@ -212,7 +212,8 @@ class CodeKind:
             if not link.exists() and not link.is_symlink():
                 os.symlink(request.data, link)
         envs = service.roots.resolve_ref(request.refs["output"])[0].path / ".hebi" / "envs"
-        command = runner_command(run, request.entry, envs, code_config)
+        # The program's TMPDIR: the job's own folder, so that the scratch space it may write is its own.
+        command = runner_command(run, request.entry, envs, code_config) + ["--scratch", str(job_dir / "tmp")]
         if request.parameters:
             with atomic_write(job_dir / "parameters.json", text=True) as out:
                 out.write(json.dumps(request.parameters))
