@@ -48,7 +48,7 @@ runner_extras=test
 [ "$purpose" = test ] && runner_extras=test,astra
 inputs=(requirements-dev.txt common/pyproject.toml api/pyproject.toml dataserver/pyproject.toml
         kubernetes/pod_launcher/pyproject.toml kubernetes/gateway/pyproject.toml
-        runner/pyproject.toml)
+        runner/pyproject.toml images/constraints.txt)
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$python" -m venv .venv
@@ -56,7 +56,7 @@ fi
 if [ ! -f "$stamp" ] || [ -n "$(find "${inputs[@]}" -newer "$stamp" 2>/dev/null)" ]; then
   say "installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements-dev.txt \
+  .venv/bin/python -m pip install -q -r requirements-dev.txt -c images/constraints.txt \
     -e common -e 'api[drmaa,kubernetes,slurmrest]' -e dataserver -e kubernetes/pod_launcher -e kubernetes/gateway -e "runner[$runner_extras]"
   touch "$stamp"
 fi

@@ -57,3 +57,9 @@ PLOT = notebook(
              "x = np.linspace(0, np.pi, 50)\nplt.plot(x, np.sin(x * angle))\nplt.title(title)\n"
              "plt.savefig('output/plot.png')\nprint('plotted', angle, title)", []),
 )
+
+#: A notebook whose output would run a script, were its HTML shown in hebi's origin.
+HOSTILE = notebook(
+    ("code", "from IPython.display import HTML, display\n"
+             "display(HTML(\"<p id='mark'>shown</p><script>document.title = 'ran'; fetch('/api/whoami')</script>\"))", []),
+)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import local_system
 import pytest
-from code_support import PLOT
+from code_support import HOSTILE, PLOT
 from conftest import PASSWORDS, System, browser_login
 from test_files_browser import picture
 
@@ -109,3 +110,25 @@ def test_a_finished_notebook_opens_rendered_from_its_job(code_system, page):
     rendered.wait_for_load_state()
     assert "plotted 4 four" in rendered.content()
     rendered.close()
+
+
+def test_a_notebooks_scripts_never_run_in_hebis_origin(code_system, page):
+    """Through the gateway and its nginx front: the notebook's HTML comes with the session's sandbox
+    policy beside the gateway's, so what a notebook outputs (here a script) is shown, never run."""
+    (code_system.folders(USER)["processing"] / "hostile.ipynb").write_text(HOSTILE)
+    http = code_system.login(USER)
+    answer = http.post(f"{code_system.url}/api/jobs", json={"kind": "code", "project": "processing/hostile.ipynb",
+                                                             "output": "output/notebooks", "mode": "full"})
+    assert answer.status_code == 201, answer.text
+    job_id = answer.json()["id"]
+    deadline = time.monotonic() + 120
+    while http.get(f"{code_system.url}/api/jobs/{job_id}").json()["state"] in ("queued", "running", "submitting"):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    policies = http.get(f"{code_system.url}/api/jobs/{job_id}/notebook").headers["Content-Security-Policy"]
+    assert "sandbox" in policies and "frame-ancestors 'none'" in policies  # both: the session's and the gateway's
+    browser_login(page, code_system, USER)
+    page.goto(f"{code_system.url}/api/jobs/{job_id}/notebook")
+    page.locator("#mark").wait_for()
+    page.wait_for_timeout(500)
+    assert page.title() != "ran"

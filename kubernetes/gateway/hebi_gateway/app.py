@@ -120,7 +120,13 @@ def create_app(config: HebiConfig, launcher: Launcher | None = None, config_path
 
 
 async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.update(SECURITY_HEADERS)
+    for name, value in SECURITY_HEADERS.items():
+        if name == "Content-Security-Policy" and name in response.headers:
+            # The session's own policy stays beside ours: both are enforced, so it can only narrow what the
+            # page may do (a notebook's HTML, GET /api/jobs/<id>/notebook, is sandboxed this way).
+            response.headers.add(name, value)
+        else:
+            response.headers[name] = value
 
 
 @web.middleware

@@ -124,13 +124,20 @@ class FrontSettings:
     user: str = ""
 
 
+#: Security headers a session may send one of its own of, kept beside the gateway's (see render).
+ADDED_TO = {"content-security-policy"}
+
+
 def render(s: FrontSettings) -> str:
     """The front's nginx.conf."""
     key = "|".join(["$remote_addr", "$http_host", "$request_method", "$http_origin", "$http_sec_fetch_site",
                     "$http_cookie", *(header_variable(h) for h in s.login_headers)])
     cleared = sorted({h.lower() for h in s.dropped_headers} - {"cookie"} | set(FRONT_HEADERS))
     clear = "".join(f'            proxy_set_header {h} "";\n' for h in cleared)
-    security = "".join(f'            proxy_hide_header {name};\n            add_header {name} "{value}" always;\n'
+    # A session's own Content-Security-Policy goes on beside the gateway's: two policies are both
+    # enforced, so it can only narrow what the page may do (a notebook's HTML is sandboxed this way).
+    security = "".join((f"            proxy_hide_header {name};\n" if name.lower() not in ADDED_TO else "")
+                       + f'            add_header {name} "{value}" always;\n'
                        for name, value in s.security_headers.items())
     to_gateway = (f"            proxy_set_header Host $http_host;\n"
                   f"            proxy_set_header {FRONT_HEADER} {s.front_secret};\n"
