@@ -48,7 +48,10 @@ class EchoLauncher(Launcher):
 
 async def echo(request: web.Request) -> web.Response:
     body = await request.read()
-    return web.json_response({"path": request.path_qs, "headers": dict(request.headers), "body_length": len(body)})
+    answer = web.json_response({"path": request.path_qs, "headers": dict(request.headers), "body_length": len(body)})
+    if "csp" in request.query:  # a session page with a policy of its own (a notebook's HTML)
+        answer.headers["Content-Security-Policy"] = request.query["csp"]
+    return answer
 
 
 def run(scenario, tmp_path, **config):

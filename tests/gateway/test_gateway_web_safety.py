@@ -174,6 +174,19 @@ def test_security_headers_on_every_answer_the_browser_gets(tmp_path):
     run(scenario, tmp_path)
 
 
+def test_a_sessions_own_policy_goes_beside_the_gateways_and_cannot_loosen_it(tmp_path):
+    async def scenario(client, launcher):
+        await login(client, "alice")
+        for policy in ("sandbox; default-src 'none'", "script-src *; frame-ancestors *"):
+            answer = await client.get("/api/notebook", params={"csp": policy})
+            policies = answer.headers.getall("Content-Security-Policy")
+            assert policy in policies and any("frame-ancestors 'none'" in p for p in policies), policies
+            assert len(policies) == 2  # the browser enforces both: the stricter wins
+        plain = (await client.get("/api/x")).headers.getall("Content-Security-Policy")
+        assert len(plain) == 1 and "frame-ancestors 'none'" in plain[0]
+    run(scenario, tmp_path)
+
+
 def test_password_change_ends_existing_logins(tmp_path):
     async def scenario(client, launcher):
         await login(client, "alice")
