@@ -11,7 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from test_podman_sessions import accounts, podman, pods, record  # noqa: F401 - pods is the shared fixture
+from test_podman_sessions import accounts, podman, pods, record, wheelhouse_page  # noqa: F401 - pods (and what it needs) is the shared fixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "security"))
 from attack import simple_list, snapshot, tiny_scan  # noqa: E402 - the trust suite's builders
