@@ -231,14 +231,7 @@ def test_alices_own_code_runs_in_her_pod_as_her_and_the_kernel_keeps_bob_out(pod
     body = {"kind": "code", "project": "processing/probe", "output": "output/probe", "mode": "preview"}
     refused = http.post(f"{pods.url}/api/jobs", json={**body, "data": "data/to-bob.txt"})
     assert refused.status_code == 403 and "outside its root" in refused.json()["error"]
-    submitted = http.post(f"{pods.url}/api/jobs", json=body)
-    assert submitted.status_code == 201, submitted.text
-    job = submitted.json()
-    deadline = time.monotonic() + 120
-    while job["state"] in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(0.5)
-        job = http.get(f"{pods.url}/api/jobs/{job['id']}", params={"refresh": 1}).json()
-    log = http.get(f"{pods.url}/api/jobs/{job['id']}/log", params={"stream": "stderr"}).text
+    job, log = wait_code_job(pods, http, body, seconds=120)
     assert job["state"] == "finished", f"{job}\n{log}"
     report_file = alice["output"].parent / job["run_folder"] / "output" / "report.json"
     report = json.loads(report_file.read_text())
@@ -247,11 +240,12 @@ def test_alices_own_code_runs_in_her_pod_as_her_and_the_kernel_keeps_bob_out(pod
     assert report["link"] == "FileNotFoundError" and report["image"] in ("OSError", "PermissionError"), report
 
 
-def wait_code_job(pods, http, body: dict) -> tuple[dict, str]:
+def wait_code_job(pods, http, body: dict, seconds: float = 180) -> tuple[dict, str]:
+    """Submit a code job and wait (at most ``seconds``) for it to end: the job and its stderr."""
     submitted = http.post(f"{pods.url}/api/jobs", json=body)
     assert submitted.status_code == 201, submitted.text
     job = submitted.json()
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + seconds
     while job["state"] in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(0.5)
         job = http.get(f"{pods.url}/api/jobs/{job['id']}", params={"refresh": 1}).json()
