@@ -63,3 +63,33 @@ HOSTILE = notebook(
     ("code", "from IPython.display import HTML, display\n"
              "display(HTML(\"<p id='mark'>shown</p><script>document.title = 'ran'; fetch('/api/whoami')</script>\"))", []),
 )
+
+#: A MATLAB-style project run with GNU Octave: app.m calls a function of its own file beside it, lists
+#: input/, and tries to write beside output/ (the kernel refuses: fopen answers -1).
+OCTAVE_PROJECT = {
+    "app.m": ("squares = square_of(1:4);\n"
+              "names = dir('input');\n"
+              "names = sort({names(~[names.isdir]).name});\n"
+              "outside = fopen('../escaped.txt', 'w');\n"
+              "fid = fopen(fullfile('output', 'result.txt'), 'w');\n"
+              "fprintf(fid, 'squares %s\\n', num2str(squares));\n"
+              "fprintf(fid, 'input %s\\n', strjoin(names, ','));\n"
+              "fprintf(fid, 'outside %d\\n', outside);\n"
+              "fclose(fid);\n"
+              "printf('octave %s ran\\n', OCTAVE_VERSION);\n"),
+    "square_of.m": "function y = square_of(x)\n  y = x .^ 2;\nend\n",
+    "requirements.txt": "numpy\n",  # a NIAS project may carry one: not used for Octave, and said so
+}
+
+
+def octave_result(*inputs: str) -> str:
+    """What OCTAVE_PROJECT writes in output/result.txt, given the names in input/."""
+    return f"squares 1   4   9  16\ninput {','.join(inputs)}\noutside -1\n"
+
+
+def require_octave() -> None:
+    """GNU Octave on this machine, where the local, GridEngine and Slurm jobs run."""
+    import shutil
+
+    from conftest import real_component
+    real_component("GNU Octave", shutil.which("octave-cli") is not None, "scripts/install-system.sh octave")

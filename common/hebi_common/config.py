@@ -409,8 +409,8 @@ class LocalJobsConfig(_Section):
 
 
 class CodeJobsConfig(_Section):
-    """The user's own code as jobs (kind ``code``, docs/jobs.md): Python projects, run with the mode's
-    backend, queue and limits like a Savu job."""
+    """The user's own code as jobs (kind ``code``, docs/jobs.md): Python projects, Octave scripts and
+    notebooks, run with the mode's backend, queue and limits like a Savu job."""
 
     #: Code jobs at all.
     enabled: bool = True
@@ -424,6 +424,9 @@ class CodeJobsConfig(_Section):
     #: The Python that runs ``hebi_runner.code`` where the job runs; empty: the session's own (a cluster
     #: node sees the same path). A Kubernetes Job runs the jobs image's: ``/opt/hebi/bin/python3``.
     python: str = ""
+    #: GNU Octave's command-line program where the job runs, for ``.m`` entry points: a name looked up
+    #: on that node's PATH, or a path.
+    octave: str = Field(default="octave-cli", min_length=1)
     #: What a project (a folder, or a .zip unpacked at submission) may hold.
     max_files: int = Field(default=10_000, ge=1)
     max_mb: int = Field(default=1024, ge=1)

@@ -1,8 +1,8 @@
-"""Runs a user's own Python project or notebook in its run folder (the API's ``code`` job kind,
-api/hebi_api/jobs/code.py).
+"""Runs a user's own Python project, Octave script or notebook in its run folder (the API's ``code``
+job kind, api/hebi_api/jobs/code.py).
 
     python -m hebi_runner.code RUN_FOLDER ENTRY --envs FOLDER [--index-url URL] [--find-links WHERE]...
-                               [--parameters FILE]
+                               [--parameters FILE] [--octave PROGRAM]
 
 The run folder holds the project, an empty ``output/`` and, when data was chosen, ``input/<its name>``.
 With a ``requirements.txt``, the packages are installed with uv into a virtual environment kept in
@@ -11,8 +11,10 @@ the same requirements finds it made and starts at once. The environment also see
 packages (numpy, h5py, scipy...) after its own, so a project needs to list only what it adds.
 
 Then this process becomes the user's program (exec), so a cancel or a time limit reaches it directly
-and its exit code is the job's. A notebook (``.ipynb``) is executed headless with papermill instead, in
-a kernel of that environment's Python, and kept executed and as HTML in ``output/``. What the program
+and its exit code is the job's. An ``.m`` entry becomes GNU Octave running that script instead (a
+``requirements.txt`` names Python packages, so it is not used). A notebook (``.ipynb``) is executed
+headless with papermill instead, in a kernel of that environment's Python, and kept executed and as
+HTML in ``output/``. What the program
 prints goes to the job's logs; hebi's own lines start "hebi:".
 """
 from __future__ import annotations
@@ -133,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--find-links", action="append", default=[], help="a wheelhouse folder or page")
     parser.add_argument("--parameters", type=Path, help="a notebook's parameters (a JSON object), papermill-style")
     parser.add_argument("--scratch", type=Path, help="the program's temporary folder (TMPDIR); default: a new one")
+    parser.add_argument("--octave", default="octave-cli", help="GNU Octave's command-line program, for .m entries")
     args = parser.parse_args(argv)
     scratch = args.scratch.resolve() if args.scratch else Path(tempfile.mkdtemp(prefix="hebi-code-"))
     scratch.mkdir(parents=True, exist_ok=True)
@@ -143,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(run_folder)
     python = sys.executable
     requirements = run_folder / "requirements.txt"
-    if requirements.is_file():
+    octave = args.entry.lower().endswith(".m")
+    if octave and requirements.is_file():
+        say("requirements.txt lists Python packages: not used for an Octave script")
+    elif requirements.is_file():
         try:
             python = str(make_environment(requirements, args.envs, args.index_url, args.find_links) / "bin" / "python")
         except EnvironmentFailed as failed:
@@ -164,9 +170,33 @@ def main(argv: list[str] | None = None) -> int:
             return run_notebook(Path(args.entry), python, parameters, env, sockets)
         finally:
             shutil.rmtree(sockets, ignore_errors=True)
+    if octave:
+        return run_octave(args.octave, args.entry, env, run_folder / "output", scratch)
     confine_writes(run_folder / "output", scratch)
     say(f"running {args.entry}")
     os.execve(python, [python, args.entry], env)
+    return 127  # not reached
+
+
+def run_octave(program: str, entry: str, env: dict[str, str], output: Path, scratch: Path) -> int:
+    """Become GNU Octave running the script ``entry`` from the run folder (so ``output/`` is where it
+    writes), its own folder on Octave's path for the functions beside it."""
+    octave = shutil.which(program)
+    if not octave:
+        say(f"GNU Octave ({program}) is not installed where this job ran, so .m scripts cannot run here: "
+            "ask your administrator")
+        return 2
+    # Octave keeps its settings and packages under HOME and XDG folders the job may not write to: the
+    # scratch folder instead. --no-init-file: the user's ~/.octaverc is not part of the project.
+    env = dict(env, HOME=str(scratch), XDG_CONFIG_HOME=str(scratch / "config"), XDG_DATA_HOME=str(scratch / "data"),
+               XDG_CACHE_HOME=str(scratch / "cache"))
+    argv = [octave, "--no-init-file", "--no-history", "--no-window-system", "--quiet"]
+    folder = os.path.dirname(entry)
+    if folder:
+        argv += ["--path", folder]
+    confine_writes(output, scratch)
+    say(f"running {entry} with {os.path.basename(octave)}")
+    os.execve(octave, [*argv, entry], env)
     return 127  # not reached
 
 

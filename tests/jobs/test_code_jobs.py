@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from code_support import PLOT, WHEEL_PACKAGE, notebook, write_project
+from code_support import OCTAVE_PROJECT, PLOT, WHEEL_PACKAGE, notebook, octave_result, require_octave, write_project
 from conftest import signed_client
 from jobs_support import dataset, wait_ended, write_session
 
@@ -116,6 +116,39 @@ def test_a_failing_program_says_why(session):
     assert job["message"] == "ValueError: the angle is wrong"
 
 
+def test_an_octave_script_runs_with_its_functions_and_data_and_writes_only_output(session):
+    """A MATLAB-style project (app.m and a function file beside it), found as the entry point without
+    being named, run with GNU Octave; its write beside output/ is refused by the kernel."""
+    require_octave()
+    base, client = session
+    project = base / "roots" / "processing" / "octave"
+    write_project(project, OCTAVE_PROJECT)
+    job = run_ok(client, project="processing/octave", data="data/scan.nxs")
+    assert job["entry"] == "app.m" and job["language"] == "octave"
+    run = base / "roots" / job["run_folder"]
+    assert (run / "output" / "result.txt").read_text() == octave_result("scan.nxs")
+    assert not (run / "escaped.txt").exists()
+    assert "octave 7" in log(client, job, "stdout") or "octave 8" in log(client, job, "stdout")
+    assert "not used for an Octave script" in log(client, job)
+
+
+def test_a_failing_octave_script_fails_the_job_with_its_error(session):
+    require_octave()
+    base, client = session
+    write_project(base / "roots" / "processing" / "octave", {"main.m": "x = 3;\nerror('the angle %d is wrong', x);\n"})
+    job = wait_ended(client, submit(client, project="processing/octave").get_json()["id"], 60)
+    assert job["state"] == "failed" and job["end"]["exit_code"] == 1
+    assert job["message"] == "error: the angle 3 is wrong"
+
+
+def test_where_octave_is_not_installed_the_job_says_so(tmp_path):
+    client = make_client(tmp_path, octave="octave-not-installed")
+    write_project(tmp_path / "roots" / "processing" / "octave", {"app.m": "disp(1)\n"})
+    job = wait_ended(client, submit(client, project="processing/octave").get_json()["id"], 60)
+    assert job["state"] == "failed"
+    assert "GNU Octave (octave-not-installed) is not installed where this job ran" in job["message"]
+
+
 def test_cancel_and_the_time_limit_stop_the_program(session):
     base, client = session
     sleeper = "import time\nprint('started', flush=True)\ntime.sleep(120)\n"
@@ -211,8 +244,8 @@ def test_a_project_folder_holding_a_link_is_refused(session):
     ({"entry": "../code.py"}, 400, "a path inside the project"),
     ({"entry": "/etc/passwd"}, 400, "a path inside the project"),
     ({"entry": "missing.py"}, 400, "has no file missing.py"),
-    ({"entry": "app.m"}, 400, "Octave scripts cannot be run yet"),
-    ({"entry": "notes.txt"}, 400, "not a Python file"),
+    ({"entry": "app.m"}, 400, "has no file app.m"),
+    ({"entry": "notes.txt"}, 400, "an Octave script (.m)"),
     ({"project": "processing/nothing"}, 404, "does not exist"),
     ({"project": "data/scan.nxs"}, 400, "is a file"),
     ({"output": "data/out"}, 403, "read-only"),

@@ -1976,13 +1976,13 @@ export interface components {
             total_bytes: number;
         };
         JobRequest: components["schemas"]["SavuJobRequest"] | components["schemas"]["CodeJobRequest"];
-        /** @description The user's own Python project; refused (403) where the session does not run as the user */
+        /** @description The user's own Python project, Octave script or notebook; refused (403) where the session does not run as the user */
         CodeJobRequest: {
             /** @enum {string} */
             kind: "code";
             /** @description <root>/<path> of the project folder, a .zip of it, or a notebook (.ipynb) */
             project: string;
-            /** @description The file to run, inside the project (default code.py, app.py or main.py): .py or .ipynb */
+            /** @description The file to run, inside the project (default code.py, app.py or main.py, then code.m, app.m or main.m): .py, .m (GNU Octave) or .ipynb */
             entry?: string;
             /** @description <root>/<path> of data the program finds as input/<its name> */
             data?: string;
@@ -2080,7 +2080,7 @@ export interface components {
             /** @description Code jobs: the file run */
             entry: string | null;
             /** @enum {string|null} */
-            language: "python" | "notebook" | null;
+            language: "python" | "octave" | "notebook" | null;
             /** @description A notebook job's parameters */
             parameters: {
                 [key: string]: unknown;

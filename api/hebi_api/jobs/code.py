@@ -1,14 +1,16 @@
-"""The ``code`` job kind: a user's own Python project or notebook run on the cluster, as the user.
+"""The ``code`` job kind: a user's own Python project, Octave script or notebook run on the cluster,
+as the user.
 
 A project is a folder in the user's roots, or a ``.zip`` of one, holding an entry point (``code.py``,
-``app.py`` or ``main.py`` unless the user names another), perhaps a ``requirements.txt`` and an
-``input/`` folder. At submission the project is copied (or safely unpacked, jobs/unpack.py) into a run
-folder in the output folder, beside an empty ``output/``; the chosen data appears as
-``input/<its name>``. The job runs ``hebi_runner.code`` there, which makes (or reuses) the environment
-for ``requirements.txt`` and then becomes the user's program. What it writes under ``output/`` is the
-result; its stdout and stderr are the job's logs. A notebook (the entry, or a lone ``.ipynb`` as the
-project) is executed headless with papermill, its ``parameters`` injected, and kept executed and as HTML
-in ``output/``.
+``app.py`` or ``main.py``, or an Octave ``code.m``, ``app.m`` or ``main.m``, unless the user names
+another), perhaps a ``requirements.txt`` and an ``input/`` folder. At submission the project is
+copied (or safely unpacked, jobs/unpack.py) into a run folder in the output folder, beside an empty
+``output/``; the chosen data appears as ``input/<its name>``. The job runs ``hebi_runner.code`` there,
+which makes (or reuses) the environment for ``requirements.txt`` and then becomes the user's program.
+What it writes under ``output/`` is the result; its stdout and stderr are the job's logs. An ``.m``
+entry runs with GNU Octave (MATLAB's language) instead of Python. A notebook (the entry, or a lone
+``.ipynb`` as the project) is executed headless with papermill, its ``parameters`` injected, and kept
+executed and as HTML in ``output/``.
 
 User code can do anything the session's uid can do, so it runs only where that uid is the user's own:
 a session the launcher isolated (podman, kubernetes), unless ``jobs.code.allow_unisolated`` says this
@@ -41,10 +43,9 @@ from .savu import log_tail
 from .unpack import ProjectProblem, copy_notebook, copy_project, unpack_zip
 
 #: Entry points looked for, in this order, when the user names none.
-ENTRY_POINTS = ("code.py", "app.py", "main.py")
+ENTRY_POINTS = ("code.py", "app.py", "main.py", "code.m", "app.m", "main.m")
 #: What an entry point's suffix says it is.
-LANGUAGES = {".py": "python", ".ipynb": "notebook"}
-NOT_YET = {".m": "Octave scripts"}
+LANGUAGES = {".py": "python", ".m": "octave", ".ipynb": "notebook"}
 FIELDS = {"project", "entry", "data", "output", "mode", "resources", "name", "parameters"}
 #: A notebook's parameters, as JSON: small values a scientist types, not data.
 MAX_PARAMETERS_BYTES = 64 * 1024
@@ -147,11 +148,8 @@ def _entry(asked: Any, project: Path, ref: str) -> str:
         entry = found[0]
     else:
         return ""  # found once the zip is unpacked
-    suffix = Path(entry).suffix.lower()
-    if suffix in NOT_YET:
-        raise JobRequestError(f"{NOT_YET[suffix]} cannot be run yet: only Python (.py) projects")
-    if suffix not in LANGUAGES:
-        raise JobRequestError(f"'entry' {entry!r} is not a Python file (.py) or a notebook (.ipynb)")
+    if Path(entry).suffix.lower() not in LANGUAGES:
+        raise JobRequestError(f"'entry' {entry!r} is not a Python file (.py), an Octave script (.m) or a notebook (.ipynb)")
     if project.is_dir():
         target = project / entry
         if target.is_symlink() or not target.is_file():
@@ -167,7 +165,8 @@ def run_folder_name(project: Path, job_id: str) -> str:
 
 def runner_command(run: Path, entry: str, envs: Path, code_config) -> list[str]:
     """``python -m hebi_runner.code``: the session's own Python, which a cluster node sees at the same path."""
-    command = [code_config.python or sys.executable, "-m", "hebi_runner.code", str(run), entry, "--envs", str(envs)]
+    command = [code_config.python or sys.executable, "-m", "hebi_runner.code", str(run), entry, "--envs", str(envs),
+               "--octave", code_config.octave]
     if code_config.index_url:
         command += ["--index-url", code_config.index_url]
     for link in code_config.find_links:
@@ -176,7 +175,7 @@ def runner_command(run: Path, entry: str, envs: Path, code_config) -> list[str]:
 
 
 class CodeKind:
-    """The user's own Python project (see the module's text)."""
+    """The user's own Python project, Octave script or notebook (see the module's text)."""
 
     name = "code"
 
@@ -205,6 +204,7 @@ class CodeKind:
             wanted = request.entry or f"any of {', '.join(ENTRY_POINTS)}"
             raise JobRequestError(f"the project {request.refs['project']} has no file {wanted}: name the 'entry' to run")
         request.entry = entry
+        request.language = LANGUAGES[Path(entry).suffix.lower()]
         (run / "output").mkdir(exist_ok=True)
         if request.data is not None:
             (run / "input").mkdir(exist_ok=True)
@@ -232,10 +232,14 @@ class CodeKind:
         return None, ""
 
     def failure_reason(self, service, job: dict) -> str:
-        """The last line the program wrote to stderr (a traceback ends with the error)."""
+        """The error the program wrote last to stderr: a Python traceback ends with it, Octave follows
+        its ``error: ...`` line with where it was called from."""
         try:
             text = log_tail(service.job_file(job["spec"].get("stderr", ""), "stderr"), 50)[0]
         except SandboxError:
             return ""
         lines = [line.strip() for line in text.splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error: ") and line != "error: called from"]
+        if errors and job["spec"].get("language") == "octave":
+            return errors[-1][:500]
         return lines[-1][:500] if lines else ""
