@@ -81,9 +81,18 @@ elif ! exists "$python_base"; then
   "$engine" pull "$python_base" >/dev/null
 fi
 # The API runs the schedulers' commands on a submit host over SSH (jobs.ssh): its base adds the
-# OpenSSH client. A --base given is used as it is.
+# OpenSSH client; and GNU Octave, for users' .m scripts run as jobs in the pod. Only octave-cli is
+# run, with no window system: what only Octave's GUI and OpenGL drawing use go again (Qt 45 MB, Mesa's
+# drivers with LLVM 160 MB), and texinfo for its help with the perl that pulls in (60 MB).
+# A --base given is used as it is.
+octave_unused="libqt5core5a libqt5dbus5 libqt5network5 libqt5gui5 libqt5widgets5 libqt5printsupport5 libqt5sql5
+  libqt5help5 libqt5xml5 libqscintilla2-qt5-15 libqscintilla2-qt5-l10n libgl1-mesa-dri libllvm15 libz3-4
+  texinfo tex-common libtext-unidecode-perl libxml-libxml-perl libxml-sax-perl libxml-sax-base-perl
+  libxml-namespacesupport-perl libfile-find-rule-perl libnumber-compare-perl libtext-glob-perl
+  perl perl-modules-5.36 libperl5.36"
 api_base=$python_base
-[ -n "$base" ] || api_base=$(debian_base hebi-base-api python3,python3-venv,ca-certificates,openssh-client)
+[ -n "$base" ] || api_base=$(debian_base hebi-base-api python3,python3-venv,ca-certificates,openssh-client,octave \
+  --customize-hook="chroot \"\$1\" dpkg --purge --force-depends $(echo $octave_unused) >/dev/null 2>&1")
 # The web image needs nginx and a bare Python for the config renderer, not the Python base's venv.
 # nginx-common's maintainer scripts pull in perl (47 MB); nothing runs it once nginx is installed.
 web_base=$(debian_base hebi-base-nginx nginx-light,python3-minimal \

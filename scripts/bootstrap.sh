@@ -13,7 +13,7 @@ say() { printf 'bootstrap: %s\n' "$*"; }
 require_real=${HEBI_REQUIRE_REAL:-0}
 case "$purpose" in
   demo) parts=(nginx); [ "${HEBI_LAUNCHER:-local}" = podman ] && parts+=(podman) ;;
-  test) parts=(nginx chromium podman apache) ;;
+  test) parts=(nginx chromium podman apache octave) ;;
   *) echo "usage: $0 demo|test" >&2; exit 2 ;;
 esac
 if ! scripts/install-system.sh "${parts[@]}"; then

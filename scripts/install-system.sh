@@ -4,7 +4,8 @@
 # build_docker_images.sh and the podman launcher; hebi's settings for it are images/containers.conf,
 # used through CONTAINERS_CONF, so no system-wide podman file is written) and apache (Apache with
 # mod_auth_openidc: the login proxy the trusted-header tests put in front, with a config of their own)
-# and ssh (OpenSSH's server and client: scripts/sshd.sh's stand-in submit host for jobs over SSH).
+# and ssh (OpenSSH's server and client: scripts/sshd.sh's stand-in submit host for jobs over SSH)
+# and octave (GNU Octave, which runs users' .m scripts as jobs on this machine's cluster nodes).
 # Needs root; without root it only reports what is missing, so the caller can say so clearly (or fail
 # under HEBI_REQUIRE_REAL=1).
 #
@@ -21,6 +22,7 @@ declare -A packages=(
   [podman]="podman runc mmdebstrap uidmap fuse-overlayfs catatonit"
   [apache]="apache2 libapache2-mod-auth-openidc"
   [ssh]="openssh-server openssh-client"
+  [octave]="octave"
 )
 declare -A probe=(
   [nginx]="nginx"
@@ -29,6 +31,7 @@ declare -A probe=(
   [podman]="podman runc mmdebstrap newuidmap fuse-overlayfs catatonit"
   [apache]="apache2 /usr/lib/apache2/modules/mod_auth_openidc.so"
   [ssh]="sshd ssh ssh-keygen"
+  [octave]="octave-cli"
 )
 # A part is there when every command its probe names is (on PATH or in /usr/sbin), and every file it
 # names by absolute path (a module) exists.

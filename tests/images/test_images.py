@@ -25,6 +25,8 @@ def test_every_component_has_its_image(images):
     ("api", ("python", "-c", "import hebi_api.app, hebi_api.jobs.drmaa_backend")),
     ("api", ("hebi-runner", "--help")),
     ("api", ("python", "-c", "import gunicorn, hebi_runner.pipeline")),
+    # Users' .m scripts (code jobs in the pod, Kubernetes Jobs): Octave runs without its GUI's Qt.
+    ("api", ("octave-cli", "--no-init-file", "--no-window-system", "--eval", "assert(sum((1:4) .^ 2) == 30)")),
     ("dataserver", ("python", "-c", "import gunicorn, hebi_dataserver.app; hebi_dataserver.app.create_app")),
 ])
 def test_image_runs_its_component(images, name, command):
