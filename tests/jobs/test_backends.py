@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from code_support import PLOT, write_project
+from code_support import OCTAVE_PROJECT, PLOT, octave_result, require_octave, write_project
 from jobs_support import CLUSTER_KINDS, ApiProcess, ClusterKind, _script, dataset, gridengine, slurm, write_session  # noqa: F401 - session fixtures, used through request.getfixturevalue
 from support_kube import kube_jobs_cluster  # noqa: F401 - the kubernetes kind's session fixture
 from support_slurmrest import slurmrest  # noqa: F401 - session fixture, used through request.getfixturevalue
@@ -366,6 +366,23 @@ def test_a_python_project_runs_with_its_requirements_from_the_wheelhouse(cluster
         assert "code ran" in api.get(f"/api/jobs/{job['id']}/log", params={"stream": "stdout"}).json()["text"]
         logs.append(stderr)
     assert "made in" in logs[0] and "already made, reused" in logs[1], logs
+
+
+def test_an_octave_project_writes_its_output(cluster):
+    """A MATLAB-style app.m run with GNU Octave on this backend's node: the data chosen as input/, the
+    result under output/, and its write beside output/ refused by the kernel."""
+    require_octave()
+    api = cluster.api
+    write_project(cluster.base / "roots" / "processing" / "octave", OCTAVE_PROJECT)
+    data = dataset(cluster.base, "octave-input.nxs")
+    answer = api.post("/api/jobs", json={"kind": "code", "project": "processing/octave", "data": data,
+                                         "output": "output/octave", "mode": "full"})
+    assert answer.status_code == 201, answer.text
+    job = api.wait(answer.json()["id"], {"finished", "failed", "timeout", "lost", "cancelled"}, timeout=180)
+    stderr = api.get(f"/api/jobs/{job['id']}/log", params={"stream": "stderr"}).json()["text"]
+    assert job["state"] == "finished" and job["language"] == "octave", (job, stderr)
+    assert (run_folder(cluster, job) / "output" / "result.txt").read_text() == octave_result("octave-input.nxs")
+    assert "ran" in api.get(f"/api/jobs/{job['id']}/log", params={"stream": "stdout"}).json()["text"]
 
 
 def test_a_notebook_runs_with_parameters_and_writes_a_plot(cluster):

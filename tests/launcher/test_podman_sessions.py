@@ -15,7 +15,7 @@ import local_system
 import pytest
 import requests
 import yaml
-from code_support import PLOT, WHEEL_PACKAGE, write_project, write_wheel
+from code_support import OCTAVE_PROJECT, PLOT, WHEEL_PACKAGE, octave_result, write_project, write_wheel
 from conftest import PASSWORDS, System, real_component
 from make_sample_data import write_nxtomo, write_sample_process_list
 
@@ -252,9 +252,10 @@ def wait_code_job(pods, http, body: dict, seconds: float = 180) -> tuple[dict, s
     return job, http.get(f"{pods.url}/api/jobs/{job['id']}/log", params={"stream": "stderr"}).text
 
 
-def test_requirements_from_the_facilitys_wheelhouse_and_a_notebook_run_in_the_pod(pods):
+def test_requirements_from_the_facilitys_wheelhouse_a_notebook_and_octave_run_in_the_pod(pods):
     """In alice's pod (read-only image, her uid): a project's requirements.txt installed from the
-    wheelhouse page into an environment in her output root, and a notebook that plots, kept as HTML."""
+    wheelhouse page into an environment in her output root, a notebook that plots, kept as HTML, and
+    an Octave app.m with the image's GNU Octave."""
     uid = accounts(pods)["alice"]["uid"]
     alice = pods.folders("alice")
     write_project(alice["processing"] / "needs-probe", {
@@ -279,6 +280,14 @@ def test_requirements_from_the_facilitys_wheelhouse_and_a_notebook_run_in_the_po
     page = http.get(f"{pods.url}/api/jobs/{job['id']}/notebook")
     assert page.status_code == 200 and "plotted 5 in a pod" in page.text
     assert "sandbox; default-src 'none'" in page.headers["Content-Security-Policy"]  # kept beside the gateway's
+    write_project(alice["processing"] / "octave", OCTAVE_PROJECT)
+    (alice["data"] / "scan.txt").write_text("a scan")
+    local_system.hand_over(pods.config_path, "alice")
+    job, log = wait_code_job(pods, http, {"kind": "code", "project": "processing/octave", "data": "data/scan.txt",
+                                          "output": "output/octave", "mode": "preview"})
+    assert job["state"] == "finished" and job["language"] == "octave", f"{job}\n{log}"
+    result = alice["output"].parent / job["run_folder"] / "output" / "result.txt"
+    assert result.read_text() == octave_result("scan.txt") and result.stat().st_uid == uid
 
 
 def test_the_admin_reads_a_pods_logs(pods):
