@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import local_system
@@ -50,7 +51,7 @@ def test_run_code_from_the_jobs_area(code_system, page):
     browser_login(page, code_system, USER)
     page.goto(f"{code_system.url}/#/jobs")
     form = page.locator("form[aria-label='Submit a job']")
-    form.get_by_label("Run code (your own Python project)").check()
+    form.get_by_label("Run code (your own Python, Octave or notebook)").check()
     form.locator("input[name=project]").fill("processing/my-analysis")
     form.locator("input[name=data]").fill("data/scan_1.nxs")
     form.locator("input[name=output]").fill("output/analysis")
@@ -71,6 +72,13 @@ def test_run_code_from_the_jobs_area(code_system, page):
     outputs = details.locator(".job-outputs li")
     outputs.first.wait_for()
     assert outputs.count() == 1 and "summary.txt" in outputs.first.inner_text()
+    with page.expect_download() as one:  # the results page downloads each file, or all as a zip
+        outputs.first.get_by_role("link", name="Download summary.txt").click()
+    assert Path(one.value.path()).read_text() == "inputs: scan_1.nxs"
+    with page.expect_download() as everything:
+        details.get_by_role("link", name="Download all as zip").click()
+    with zipfile.ZipFile(everything.value.path()) as archive:
+        assert [name for name in archive.namelist() if not name.endswith("/")] == ["output/summary.txt"]
     row.evaluate("row => row.scrollIntoView()")
     picture(page, "jobs-code-finished.png")
     job_id = row.get_attribute("data-job")
@@ -81,7 +89,7 @@ def test_run_code_from_the_jobs_area(code_system, page):
 def test_a_service_account_session_shows_why_code_cannot_run(system, page):
     browser_login(page, system, "alice")
     page.goto(f"{system.url}/#/jobs")
-    choice = page.get_by_label("Run code (your own Python project)")
+    choice = page.get_by_label("Run code (your own Python, Octave or notebook)")
     choice.wait_for()
     refused = page.locator(".job-code-refused")
     refused.wait_for()
@@ -96,7 +104,7 @@ def test_a_finished_notebook_opens_rendered_from_its_job(code_system, page):
     browser_login(page, code_system, USER)
     page.goto(f"{code_system.url}/#/jobs")
     form = page.locator("form[aria-label='Submit a job']")
-    form.get_by_label("Run code (your own Python project)").check()
+    form.get_by_label("Run code (your own Python, Octave or notebook)").check()
     form.locator("input[name=project]").fill("processing/angles.ipynb")
     form.locator("textarea[name=parameters]").fill('{"angle": 4, "title": "four"}')
     form.locator("input[name=output]").fill("output/notebooks")

@@ -1,6 +1,6 @@
 // Jobs: submit a preview or full Savu run (paths picked by browsing, from recent runs, or defaults that
 // exist), watch jobs live, filter, search and page through them, clone or resubmit, cancel, read logs,
-// open outputs. The open job, the filters and the page are in the URL: a reload or "back" from the
+// open outputs (each, or all as a zip). The open job, the filters and the page are in the URL: a reload or "back" from the
 // Viewer returns to them; what was typed in the form is kept for the tab (sessionStorage).
 import { FormEvent, Fragment, useCallback, useEffect, useRef, useState } from 'react';
 import { ApiError, WhoAmI } from '../api';
@@ -9,7 +9,7 @@ import {
   listJobs, queueSummary, submitJob, watchJobs,
 } from '../jobs/client';
 import { PathPicker } from '../jobs/PathPicker';
-import { HDF5, listFolder } from '../files/client';
+import { HDF5, downloadUrl, listFolder, zipUrl } from '../files/client';
 import { MessageLine, describe, useMessage } from '../messages';
 import { href, navigate, withParams } from '../route';
 
@@ -177,9 +177,9 @@ function SubmitForm({ me, modes, code, recent, preset, onSubmitted }: {
     <form ref={formRef} className="job-form" onSubmit={submit} aria-label="Submit a job">
       <div className="job-form-row job-kind" role="radiogroup" aria-label="What to run">
         <label><input type="radio" name="kind" value="savu" checked={!isCode} onChange={() => set('kind')('savu')} /> A Savu process list</label>
-        <label title={code && !code.available ? code.reason : 'A Python project: a folder or a .zip with code.py, app.py or main.py'}>
+        <label title={code && !code.available ? code.reason : 'Your own project: a folder or a .zip with code.py, app.py or main.py (Python), or app.m (GNU Octave); or a notebook'}>
           <input type="radio" name="kind" value="code" checked={isCode} disabled={!code?.available && !isCode}
-                 onChange={() => set('kind')('code')} /> Run code (your own Python project)
+                 onChange={() => set('kind')('code')} /> Run code (your own Python, Octave or notebook)
         </label>
         {code && !code.available && <span className="job-code-refused">Not here: {code.reason}</span>}
       </div>
@@ -187,7 +187,7 @@ function SubmitForm({ me, modes, code, recent, preset, onSubmitted }: {
         <PathPicker me={me} label="Project (folder, .zip or notebook)" name="project" value={form.project} onChange={set('project')}
                     pick="file" accept={/\.(zip|ipynb)$/i} folders startRoot="processing" recent={uniq('project')} />
         <label className="path-picker">Entry point <input value={form.entry} onChange={(e) => set('entry')(e.target.value)} name="entry"
-                                  placeholder="code.py, app.py or main.py; or a notebook (.ipynb)" spellCheck={false} /></label>
+                                  placeholder="code.py, app.py or main.py; app.m (Octave); or a notebook (.ipynb)" spellCheck={false} /></label>
         {notebook && (
           <label className="path-picker">Parameters (JSON, injected after the notebook's "parameters" cell)
             <textarea value={form.parameters} onChange={(e) => set('parameters')(e.target.value)} name="parameters" rows={2}
@@ -265,6 +265,8 @@ function JobDetails({ job }: { job: Job }) {
   }, [job.id, job.state]);
 
   const back = window.location.hash;
+  // What a run wrote: a code job's output/ folder, a Savu job's whole run folder.
+  const results = job.run_folder ? (job.kind === 'code' ? `${job.run_folder}/output` : job.run_folder) : null;
   return (
     <div className="job-details">
       <p>
@@ -287,18 +289,27 @@ function JobDetails({ job }: { job: Job }) {
         ))}
       </div>
       <pre className="job-log">{text}</pre>
-      {files.length > 0 && (
+      {files.length > 0 && <>
         <ul className="job-outputs">
-          {files.slice(0, 50).map((file) => (
-            <li key={file.path}>
-              {/\.(nxs|h5|hdf5?)$/i.test(file.path)
-                ? <a href={href('viewer', { file: file.path, back })}>{file.path}</a>
-                : <a href={href('files', { root: file.path.split('/')[0], path: file.path.split('/').slice(1, -1).join('/'),
-                                            open: file.path.split('/').pop() ?? '' })}>{file.path}</a>}
-            </li>
-          ))}
+          {files.slice(0, 50).map((file) => {
+            const [root, ...rest] = file.path.split('/');
+            return (
+              <li key={file.path}>
+                {HDF5.test(file.path)
+                  ? <a href={href('viewer', { file: file.path, back })}>{file.path}</a>
+                  : <a href={href('files', { root, path: rest.slice(0, -1).join('/'), open: rest[rest.length - 1] ?? '' })}>
+                    {file.path}</a>}
+                {' '}<a href={downloadUrl(root, rest.join('/'))} download={rest[rest.length - 1]}
+                        aria-label={`Download ${rest[rest.length - 1]}`}>Download</a>
+              </li>
+            );
+          })}
         </ul>
-      )}
+        {results && (
+          <a className="button" href={zipUrl(results.split('/')[0], results.split('/').slice(1).join('/'))} download>
+            Download all as zip</a>
+        )}
+      </>}
     </div>
   );
 }
