@@ -130,6 +130,23 @@ def dataserver(dataserver_app, session_context):
 
 # -- end to end: the whole system on loopback ---------------------------------------------------------
 
+def browser_like_session() -> requests.Session:
+    """An HTTP client that, like a browser, sends an idempotent request again when the server closed the
+    kept-alive connection under it: the gateway's nginx front reloads (gracefully) when the set of
+    sessions changes, which closes idle client connections (docs/admin.md, "Keep-alive pools"), and a
+    request already on its way on one meets a closed socket. HTTP asks clients to retry those
+    (RFC 9112 9.3.1); requests does not by itself. Only connections closed before any answer: an
+    answer, whatever its status, is never asked for twice."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+    http = requests.Session()
+    retry = Retry(total=2, connect=2, read=2, status=0, other=0, redirect=False, raise_on_status=False,
+                  allowed_methods=Retry.DEFAULT_ALLOWED_METHODS)
+    for scheme in ("http://", "https://"):
+        http.mount(scheme, HTTPAdapter(max_retries=retry))
+    return http
+
+
 class System:
     def __init__(self, base: Path, config_path: Path, gateway: local_system.Gateway):
         self.base = base
@@ -138,7 +155,7 @@ class System:
         self.url = gateway.url.rstrip("/")
 
     def login(self, user: str, password: str | None = None) -> requests.Session:
-        http = requests.Session()
+        http = browser_like_session()
         answer = http.post(f"{self.url}/gateway/login", allow_redirects=False,
                            data={"username": user, "password": password or PASSWORDS[user], "next": "/"})
         assert answer.status_code == 303, answer.text

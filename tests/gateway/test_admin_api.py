@@ -16,6 +16,7 @@ import local_system
 import pytest
 import requests
 import yaml
+from conftest import browser_like_session
 
 PASSWORDS = {"ada": "ada-admin-password", "alice": "alice-password-1", "bob": "bob-password-22"}
 
@@ -27,7 +28,7 @@ class Hebi:
         self.url = gateway.url.rstrip("/")
 
     def login(self, user: str, password: str | None = None) -> requests.Session:
-        http = requests.Session()
+        http = browser_like_session()
         answer = http.post(f"{self.url}/gateway/login", allow_redirects=False,
                            data={"username": user, "password": password or PASSWORDS[user], "next": "/"})
         assert answer.status_code == 303, answer.text

@@ -16,6 +16,7 @@ import local_system
 import pytest
 import requests
 import yaml
+from conftest import browser_like_session
 from make_sample_data import write_nxtomo, write_sample_process_list
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -38,7 +39,7 @@ class Site:
         self.url = self.gateway.url.rstrip("/")
 
     def login(self, user: str) -> requests.Session:
-        http = requests.Session()
+        http = browser_like_session()
         answer = http.post(f"{self.url}/gateway/login", data={"username": user, "password": f"{user}-password-1"},
                            allow_redirects=False, timeout=30)
         assert answer.status_code == 303, answer.text

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import until
+from conftest import browser_like_session, until
 from login_support import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -55,7 +55,7 @@ class FrontSystem:
             until(lambda port=port: _listens(port), "an echo session listens", seconds=20)
 
     def login(self, user: str) -> requests.Session:
-        client = requests.Session()
+        client = browser_like_session()
         answer = client.post(self.url + "/gateway/login", data={"username": user, "password": PASSWORD},
                              allow_redirects=False)
         assert answer.status_code == 303, answer.text

@@ -15,7 +15,7 @@ import pytest
 import requests
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import PASSWORDS, run_async
+from conftest import PASSWORDS, browser_like_session, run_async
 from prometheus_client.parser import text_string_to_metric_families
 
 from hebi_common.config import HebiConfig, LoggingConfig
@@ -55,7 +55,7 @@ def test_metrics_count_a_failed_login_and_a_proxied_request_through_the_real_gat
         wrong = requests.post(f"{url}/gateway/login", data={"username": "alice", "password": "not-hers"},
                               allow_redirects=False, timeout=10)
         assert wrong.status_code == 401
-        http = requests.Session()
+        http = browser_like_session()
         assert http.post(f"{url}/gateway/login", data={"username": "alice", "password": PASSWORDS["alice"]},
                          allow_redirects=False, timeout=10).status_code == 303
         whoami = http.get(f"{url}/api/whoami", timeout=60)
