@@ -14,8 +14,7 @@ Then this process becomes the user's program (exec), so a cancel or a time limit
 and its exit code is the job's. An ``.m`` entry becomes GNU Octave running that script instead (a
 ``requirements.txt`` names Python packages, so it is not used). A notebook (``.ipynb``) is executed
 headless with papermill instead, in a kernel of that environment's Python, and kept executed and as
-HTML in ``output/``. What the program
-prints goes to the job's logs; hebi's own lines start "hebi:".
+HTML in ``output/``. What the program prints goes to the job's logs; hebi's own lines start "hebi:".
 """
 from __future__ import annotations
 

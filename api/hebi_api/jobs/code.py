@@ -239,7 +239,7 @@ class CodeKind:
         except SandboxError:
             return ""
         lines = [line.strip() for line in text.splitlines() if line.strip()]
-        errors = [line for line in lines if line.startswith("error: ") and line != "error: called from"]
-        if errors and job["spec"].get("language") == "octave":
-            return errors[-1][:500]
+        if job["spec"].get("language") == "octave":
+            errors = [line for line in lines if line.startswith("error: ") and line != "error: called from"]
+            lines = errors or lines
         return lines[-1][:500] if lines else ""

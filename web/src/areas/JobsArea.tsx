@@ -1,7 +1,7 @@
 // Jobs: submit a preview or full Savu run (paths picked by browsing, from recent runs, or defaults that
 // exist), watch jobs live, filter, search and page through them, clone or resubmit, cancel, read logs,
-// open outputs (each, or all as a zip). The open job, the filters and the page are in the URL: a reload or "back" from the
-// Viewer returns to them; what was typed in the form is kept for the tab (sessionStorage).
+// open outputs (each, or all as a zip). The open job, the filters and the page are in the URL: a reload
+// or "back" from the Viewer returns to them; what was typed in the form is kept for the tab (sessionStorage).
 import { FormEvent, Fragment, useCallback, useEffect, useRef, useState } from 'react';
 import { ApiError, WhoAmI } from '../api';
 import {
@@ -9,7 +9,7 @@ import {
   listJobs, queueSummary, submitJob, watchJobs,
 } from '../jobs/client';
 import { PathPicker } from '../jobs/PathPicker';
-import { HDF5, downloadUrl, listFolder, zipUrl } from '../files/client';
+import { HDF5, downloadUrl, listFolder, splitRef, zipUrl } from '../files/client';
 import { MessageLine, describe, useMessage } from '../messages';
 import { href, navigate, withParams } from '../route';
 
@@ -292,21 +292,21 @@ function JobDetails({ job }: { job: Job }) {
       {files.length > 0 && <>
         <ul className="job-outputs">
           {files.slice(0, 50).map((file) => {
-            const [root, ...rest] = file.path.split('/');
+            const [root, path] = splitRef(file.path);
+            const slash = path.lastIndexOf('/');
+            const name = path.slice(slash + 1);
             return (
               <li key={file.path}>
                 {HDF5.test(file.path)
                   ? <a href={href('viewer', { file: file.path, back })}>{file.path}</a>
-                  : <a href={href('files', { root, path: rest.slice(0, -1).join('/'), open: rest[rest.length - 1] ?? '' })}>
-                    {file.path}</a>}
-                {' '}<a href={downloadUrl(root, rest.join('/'))} download={rest[rest.length - 1]}
-                        aria-label={`Download ${rest[rest.length - 1]}`}>Download</a>
+                  : <a href={href('files', { root, path: path.slice(0, Math.max(0, slash)), open: name })}>{file.path}</a>}
+                {' '}<a href={downloadUrl(root, path)} download={name} aria-label={`Download ${name}`}>Download</a>
               </li>
             );
           })}
         </ul>
         {results && (
-          <a className="button" href={zipUrl(results.split('/')[0], results.split('/').slice(1).join('/'))} download>
+          <a className="button" href={zipUrl(...splitRef(results))} download>
             Download all as zip</a>
         )}
       </>}

@@ -3,6 +3,11 @@ import { deleteJson, FileText, getJson, Listing, postJson, query, Trash } from '
 
 export const join = (folder: string, name: string) => (folder ? `${folder}/${name}` : name);
 export const ref = (root: string, path: string) => (path ? `${root}/${path}` : root);
+/** A <root>/<path> name as [root, path]: the inverse of `ref`. */
+export const splitRef = (name: string): [string, string] => {
+  const slash = name.indexOf('/');
+  return slash < 0 ? [name, ''] : [name.slice(0, slash), name.slice(slash + 1)];
+};
 
 export const listFolder = (root: string, path: string) => getJson<Listing>(`/api/files?${query({ root, path })}`);
 export const makeFolder = (root: string, path: string) => postJson<{ path: string }>('/api/files/folder', { path: ref(root, path) });
