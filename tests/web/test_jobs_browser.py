@@ -6,6 +6,7 @@ Viewer. The jobs here fail at once (a file without tomography), so the tests do 
 Set HEBI_DOC_IMAGES to a folder to have the tests save the pictures of docs/users.md there."""
 from __future__ import annotations
 
+import re
 import shutil
 import time
 
@@ -111,6 +112,35 @@ def test_the_form_has_defaults_that_exist_and_paths_are_picked_by_browsing(syste
     assert form.locator("input[name=dataset]").input_value() == "data/scans/no_tomo.nxs"
     options = page.locator("datalist#output-recent option").evaluate_all("os => os.map(o => o.value)")
     assert "output/picked" in options
+
+
+def test_a_default_arriving_late_never_changes_what_is_being_typed(system, page, bob):
+    """The defaults wait for the server (the last run's paths, or the first files found); a person who is
+    already in a field when they arrive keeps what they type (it once ended up after the default:
+    "data/no_tomo.nxsdata/no_tomo.nxs")."""
+    listing = re.compile(r"/api/jobs\?")
+    held = []
+
+    def hold(route):
+        held.append(route)
+    page.route(listing, hold)
+    page.evaluate("sessionStorage.clear()")
+    page.goto(f"{system.url}/#/jobs")
+    page.reload()
+    form = page.locator("form[aria-label='Submit a job']")
+    dataset = form.locator("input[name=dataset]")
+    dataset.click()  # in the field before the defaults are known
+    deadline = time.monotonic() + 30
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert held, "the Jobs area did not ask for the jobs"
+    for route in held:
+        route.continue_()
+    page.unroute(listing, hold)
+    page.wait_for_function("() => document.querySelector('input[name=process_list]').value !== ''")
+    page.keyboard.type("data/scans/typed.nxs")
+    assert dataset.input_value() == "data/scans/typed.nxs"
+    assert form.locator("input[name=output]").input_value() != ""  # the fields not touched got theirs
 
 
 def test_the_open_job_survives_a_reload_and_back_from_the_viewer(system, page, bob):

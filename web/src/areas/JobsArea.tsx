@@ -124,6 +124,9 @@ function SubmitForm({ me, modes, code, recent, preset, onSubmitted }: {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const filled = useRef(false);
+  // Fields the person has been in: the defaults below arrive late (they ask the server) and must never
+  // change one of those, or what they were typing ends up after a default put there under them.
+  const touched = useRef(new Set<string>());
   const formRef = useRef<HTMLFormElement>(null);
   const set = (key: keyof Form) => (value: string) => setForm((old) => ({ ...old, [key]: value }));
   const mode = modes.find((m) => m.mode === form.mode) as (ModeAvailability & { max_memory_mb?: number }) | undefined;
@@ -149,8 +152,10 @@ function SubmitForm({ me, modes, code, recent, preset, onSubmitted }: {
         dataset: last?.dataset || await firstFile('data', HDF5),
         output: last?.output || 'output/runs',
       };
-      setForm((old) => ({ ...old, process_list: old.process_list || defaults.process_list,
-                          dataset: old.dataset || defaults.dataset, output: old.output || defaults.output }));
+      const keep = (key: 'process_list' | 'dataset' | 'output', old: Form) =>
+        old[key] || touched.current.has(key) ? old[key] : defaults[key];
+      setForm((old) => ({ ...old, process_list: keep('process_list', old), dataset: keep('dataset', old),
+                          output: keep('output', old) }));
     })();
   }, [recent]);
 
@@ -174,7 +179,8 @@ function SubmitForm({ me, modes, code, recent, preset, onSubmitted }: {
   const isCode = form.kind === 'code';
   const notebook = isCode && (/\.ipynb$/i.test(form.entry.trim()) || /\.ipynb$/i.test(form.project.trim()));
   return (
-    <form ref={formRef} className="job-form" onSubmit={submit} aria-label="Submit a job">
+    <form ref={formRef} className="job-form" onSubmit={submit} aria-label="Submit a job"
+          onFocus={(e) => { const { name } = e.target as EventTarget & { name?: string }; if (name) touched.current.add(name); }}>
       <div className="job-form-row job-kind" role="radiogroup" aria-label="What to run">
         <label><input type="radio" name="kind" value="savu" checked={!isCode} onChange={() => set('kind')('savu')} /> A Savu process list</label>
         <label title={code && !code.available ? code.reason : 'Your own project: a folder or a .zip with code.py, app.py or main.py (Python), or app.m (GNU Octave); or a notebook'}>
