@@ -161,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
         env.pop(name, None)
     if args.entry.endswith(".ipynb"):
-        # A kernel's Unix sockets need a short path (108 bytes at most): a private folder in /tmp.
-        sockets = Path(tempfile.mkdtemp(prefix="hebi-kernel-", dir="/tmp" if os.access("/tmp", os.W_OK) else None))
+        sockets = _sockets_folder()
         confine_writes(run_folder / "output", scratch, sockets)
         parameters = json.loads(args.parameters.read_text()) if args.parameters else {}
         try:
@@ -209,6 +208,16 @@ def confine_writes(output: Path, scratch: Path, *more: Path) -> None:
         return
     say(f"your program may write only in output/ and its scratch folder $TMPDIR (the kernel enforces it: "
         f"Landlock ABI {version})")
+
+
+def _sockets_folder() -> Path:
+    """A private folder for a kernel's Unix sockets, whose paths must be short (108 bytes at most). In
+    /dev/shm where there is one: the confined job may still remove it at the end (/dev is among the
+    places it may write), whereas a folder in /tmp would be left behind by every notebook job."""
+    for base in ("/dev/shm", "/tmp"):
+        if os.access(base, os.W_OK):
+            return Path(tempfile.mkdtemp(prefix="hebi-kernel-", dir=base))
+    return Path(tempfile.mkdtemp(prefix="hebi-kernel-"))
 
 
 def _ipc_kernel_manager(sockets: Path):

@@ -320,6 +320,20 @@ def test_a_notebook_runs_with_its_parameters_and_is_kept_executed_and_as_html(se
     assert sorted(listed) == ["angles.html", "angles.ipynb", "plot.png"]
 
 
+def kernel_folders() -> set[Path]:
+    return {found for base in ("/dev/shm", "/tmp") for found in Path(base).glob("hebi-kernel-*")}
+
+
+def test_a_notebook_job_leaves_no_folder_behind_outside_its_own(session):
+    """The kernel's sockets folder is outside the job's (a socket's path must be short) and the job is
+    confined when it ends: it must still remove it (it used to leave one in /tmp per notebook)."""
+    base, client = session
+    (base / "roots" / "processing" / "angles.ipynb").write_text(PLOT)
+    before = kernel_folders()
+    run_ok(client, project="processing/angles.ipynb", parameters={"angle": 1, "title": "t"})
+    assert kernel_folders() - before == set()
+
+
 def test_a_failing_notebook_fails_the_job_with_its_error_and_is_still_kept(session):
     base, client = session
     (base / "roots" / "processing" / "broken.ipynb").write_text(notebook(
