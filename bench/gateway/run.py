@@ -9,7 +9,9 @@ goals: the front at least 3x CHP's rate, its p99 no worse than CHP's).
 
 Big body: the real system (scripts/local_system.py, a local session: its nginx and dataserver) serves
 one 2048x2048 float32 frame as h5web asks for it (format=bin), through the Python gateway and through
-the front, against an in-process h5py read of the same frame (goal: at most 2x).
+the front, against an in-process h5py read of the same frame (goal: at most 2x). Beside them, the floor
+any proxied path has here: nginx sending the same 16 MiB from a file (sendfile), alone and behind one
+nginx proxy hop, as the front is in front of a session.
 
     .venv/bin/python bench/gateway/run.py [--seconds 5] [--connections 10] [--rounds 3] [--frames 30]
 Needs: wrk and nginx (scripts/install-system.sh wrk nginx), node, and `npm install` in bench/gateway
@@ -151,6 +153,45 @@ def throughput(args) -> None:
 SIDE = 2048
 
 
+FLOOR_NGINX = """daemon off; worker_processes 1; pid {dir}/nginx.pid; error_log {dir}/error.log;
+events {{}}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    server {{ listen 127.0.0.1:{static}; root {dir}/www; }}
+    upstream static {{ server 127.0.0.1:{static}; keepalive 8; }}
+    server {{
+        listen 127.0.0.1:{proxy};
+        location / {{
+            proxy_pass http://static;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # As the session's nginx and the front do: unbuffered, moving 1 MiB per read.
+            proxy_buffering off;
+            proxy_buffer_size 1m;
+            proxy_buffers 4 1m;
+            proxy_busy_buffers_size 1m;
+        }}
+    }}
+}}
+"""
+
+
+def start_floor(folder: Path, frame: bytes) -> tuple[subprocess.Popen, dict[str, int]]:
+    """nginx serving ``frame`` as a static file on one port, and through one proxy hop on another."""
+    from pod_launcher.nginx import find_nginx
+    (folder / "www").mkdir(parents=True)
+    folder.chmod(0o755)  # run as root, nginx's workers are nobody: they must reach the file
+    (folder / "www" / "frame.bin").write_bytes(frame)
+    ports = {"static": free_port(), "proxy": free_port()}
+    (folder / "nginx.conf").write_text(FLOOR_NGINX.format(dir=folder, **ports))
+    process = subprocess.Popen([find_nginx(), "-c", str(folder / "nginx.conf"), "-p", str(folder)])
+    for port in ports.values():
+        wait_for(port)
+    return process, ports
+
+
 def big_body(args) -> None:
     """One 2048x2048 float32 frame through gateway and session (each way) against in-process h5py."""
     import http.client
@@ -179,8 +220,12 @@ def big_body(args) -> None:
 
         query = "/data/data?file=data/frames.h5&path=/data&format=bin&dtype=safe&selection={i},:,:"
         h5 = h5py.File(path, "r", locking=False)
-        times: dict[str, list[float]] = {"h5py": [], "gateway": [], "front": []}
+        times: dict[str, list[float]] = {"h5py": [], "gateway": [], "front": [], "static": [], "proxy": []}
         connections = {}
+        floor_dir = Path(tempfile.mkdtemp(prefix="hebi-bench-floor-"))
+        floor, floor_ports = start_floor(floor_dir, h5["data"][0].tobytes())
+        for name, port in floor_ports.items():
+            connections[name] = (http.client.HTTPConnection("127.0.0.1", port, timeout=120), {})
         for name, gateway in gateways.items():
             cookie = login(gateway.url.rstrip("/"), "alice", "bench-password")
             host, port = gateway.url.rstrip("/").removeprefix("http://").split(":")
@@ -204,11 +249,13 @@ def big_body(args) -> None:
                 times["h5py"].append(time.perf_counter() - start)
                 for name, (connection, headers) in connections.items():
                     start = time.perf_counter()
-                    connection.request("GET", query.format(i=i), headers=headers)
+                    connection.request("GET", "/frame.bin" if name in floor_ports else query.format(i=i), headers=headers)
                     answer = connection.getresponse()
                     body = answer.read()
                     times[name].append(time.perf_counter() - start)
-                    assert answer.status == 200 and np.array_equal(np.frombuffer(body, "<f4").reshape(SIDE, SIDE), frame)
+                    assert answer.status == 200 and len(body) == SIDE * SIDE * 4
+                    if name not in floor_ports:
+                        assert np.array_equal(np.frombuffer(body, "<f4").reshape(SIDE, SIDE), frame)
         med = {name: statistics.median(found) * 1000 for name, found in times.items()}
         print(f"\nbig body: one 2048x2048 float32 frame (16 MiB, format=bin), median of {len(times['h5py'])} reads")
         print(f"  h5py in-process ds[i]                          {med['h5py']:7.1f} ms")
@@ -216,7 +263,16 @@ def big_body(args) -> None:
               f"{med['gateway'] / med['h5py']:5.2f}x h5py")
         print(f"  nginx front -> session nginx -> dataserver      {med['front']:7.1f} ms   "
               f"{med['front'] / med['h5py']:5.2f}x h5py   (goal <= 2)")
+        print("  the floor of a proxied path here, the same 16 MiB as a file:")
+        print(f"    nginx sendfile, no proxy                     {med['static']:7.1f} ms   "
+              f"{med['static'] / med['h5py']:5.2f}x h5py")
+        print(f"    one nginx proxy hop -> nginx sendfile        {med['proxy']:7.1f} ms   "
+              f"{med['proxy'] / med['h5py']:5.2f}x h5py")
     finally:
+        if "floor" in locals():
+            floor.terminate()
+            floor.wait()
+            shutil.rmtree(floor_dir, ignore_errors=True)
         for gateway in gateways.values():
             local_system.stop_all_sessions(gateway.config_path)
             gateway.stop()
