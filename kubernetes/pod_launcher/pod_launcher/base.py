@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import importlib
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+from hebi_common.atomic import atomic_write
 from hebi_common.config import HebiConfig
 from hebi_common.identity import Identity, check_username
 
@@ -63,6 +66,38 @@ class Profile:
     def public_json(self) -> dict:
         return {"name": self.name, "display_name": self.display_name, "description": self.description,
                 "default": self.default}
+
+
+class SessionRecords:
+    """A launcher's own folder of sessions (local and podman): ``<state_dir>/<user>/session.json``, the
+    record of a session it started (its secret, where it listens, what runs), 0600 and written whole."""
+
+    NAME = "session.json"
+
+    def __init__(self, state_dir: Path):
+        self.state_dir = state_dir
+
+    def folder(self, user: str) -> Path:
+        return self.state_dir / user
+
+    def read(self, user: str) -> dict | None:
+        try:
+            return json.loads((self.folder(user) / self.NAME).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write(self, user: str, record: dict) -> None:
+        with atomic_write(self.folder(user) / self.NAME, 0o600, text=True) as out:
+            json.dump(record, out)
+
+    def remove(self, user: str) -> None:
+        (self.folder(user) / self.NAME).unlink(missing_ok=True)
+
+    def users(self) -> list[str]:
+        """The users with a record, in name order."""
+        if not self.state_dir.is_dir():
+            return []
+        return [folder.name for folder in sorted(self.state_dir.iterdir()) if (folder / self.NAME).is_file()]
 
 
 class Launcher(ABC):

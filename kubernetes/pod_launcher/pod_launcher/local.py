@@ -13,7 +13,6 @@ accounts needs root and is the job of the container backends (podman, kubernetes
 from __future__ import annotations
 
 import http.client
-import json
 import math
 import os
 import secrets
@@ -24,17 +23,15 @@ import sys
 import time
 from pathlib import Path
 
-from hebi_common.atomic import atomic_write
 from hebi_common.config import HebiConfig, require_real
 from hebi_common.identity import Identity, check_username, sign_identity
 from hebi_common.session import StateFolderError, session_state_dir
 
-from .base import Launcher, LauncherError, SessionInfo
+from .base import Launcher, LauncherError, SessionInfo, SessionRecords
 from .nginx import find_mime_types, find_nginx, render_session_config
 from .spec import SESSION, session_environment
 
 SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; keep a margin
-RECORD = "session.json"
 #: The socket (and log) name of each service of the contract.
 SOCKETS = {"api": "api", "dataserver": "data"}
 
@@ -78,6 +75,7 @@ class LocalLauncher(Launcher):
         self.settings = config.launcher.local
         self.config_path = config_path or os.environ.get("HEBI_CONFIG", "")
         self.state_dir = Path(self.settings.state_dir)
+        self.records = SessionRecords(self.state_dir)
 
     # -- the interface ------------------------------------------------------------------------------
 
@@ -89,7 +87,7 @@ class LocalLauncher(Launcher):
             return current
         if current.state == "failed":
             self.stop(user)
-        folder = self._folder(user)
+        folder = self.records.folder(user)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(folder, 0o700)
         for name in ("logs", "nginx"):
@@ -124,22 +122,22 @@ class LocalLauncher(Launcher):
                   "processes": {name: {"pid": pid, "start": _process_start_time(pid)}
                                 for name, pid in processes.items()},
                   "identity": identity.to_json()}
-        self._write_record(user, record)
+        self.records.write(user, record)
         self._wait_until_answering(user, identity, sockets["session"], secret, processes)
         return self.status(user)
 
     def stop(self, user: str) -> bool:
-        record = self._read_record(check_username(user))
+        record = self.records.read(check_username(user))
         if record is None:
             return False
         self._kill({name: p["pid"] for name, p in record["processes"].items() if _alive(p)})
-        (self._folder(user) / RECORD).unlink(missing_ok=True)
+        self.records.remove(user)
         for name in ("api", "data", "session"):
-            (self._folder(user) / f"{name}.sock").unlink(missing_ok=True)
+            (self.records.folder(user) / f"{name}.sock").unlink(missing_ok=True)
         return True
 
     def status(self, user: str) -> SessionInfo:
-        record = self._read_record(check_username(user))
+        record = self.records.read(check_username(user))
         if record is None:
             return SessionInfo(user=user, state="stopped", backend=self.name)
         dead = [name for name, p in record["processes"].items() if not _alive(p)]
@@ -151,13 +149,10 @@ class LocalLauncher(Launcher):
                            detail=f"router: {record.get('router', 'nginx')}")
 
     def list(self) -> list[SessionInfo]:
-        if not self.state_dir.is_dir():
-            return []
-        return [self.status(folder.name) for folder in sorted(self.state_dir.iterdir())
-                if (folder / RECORD).is_file()]
+        return [self.status(user) for user in self.records.users()]
 
     def logs(self, user: str, lines: int = 100) -> str:
-        folder = self._folder(check_username(user)) / "logs"
+        folder = self.records.folder(check_username(user)) / "logs"
         parts = []
         for log in sorted(folder.glob("*.log")) if folder.is_dir() else []:
             tail = log.read_text(errors="replace").splitlines()[-lines:]
@@ -165,19 +160,6 @@ class LocalLauncher(Launcher):
         return "\n\n".join(parts) if parts else f"no logs for {user}"
 
     # -- the pieces ---------------------------------------------------------------------------------
-
-    def _folder(self, user: str) -> Path:
-        return self.state_dir / user
-
-    def _read_record(self, user: str) -> dict | None:
-        try:
-            return json.loads((self._folder(user) / RECORD).read_text())
-        except (OSError, ValueError):
-            return None
-
-    def _write_record(self, user: str, record: dict) -> None:
-        with atomic_write(self._folder(user) / RECORD, 0o600, text=True) as out:
-            json.dump(record, out)
 
     def _session_environment(self, identity: Identity, secret: str, state_dir: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HEBI_SESSION_")}

@@ -29,11 +29,10 @@ from hebi_common.identity import Identity, check_username, sign_identity
 from hebi_common.sandbox import Roots
 from hebi_common.session import StateFolderError, session_state_dir
 
-from .base import Launcher, LauncherError, SessionInfo
+from .base import Launcher, LauncherError, SessionInfo, SessionRecords
 from .objects import INSTANCE_LABEL, USER_LABEL, MountedRoot, PodSettings, make_pod, pod_name, safe_name, scratch_volume
 from .spec import SESSION, probe
 
-RECORD = "session.json"
 ADDRESSES = "addresses.json"
 #: The bridge network ``podman kube play`` makes for a pod without host networking: never to be used.
 KUBE_NETWORK = "podman-default-kube-network"
@@ -46,6 +45,7 @@ class PodmanLauncher(Launcher):
         self.config = config
         self.settings = config.launcher.podman
         self.state_dir = Path(self.settings.state_dir)
+        self.records = SessionRecords(self.state_dir)
         #: Which installation a pod belongs to: two hebi's (or two test systems) on one host never meet.
         self.instance = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:6]
 
@@ -62,7 +62,7 @@ class PodmanLauncher(Launcher):
                                 "run the gateway as root, or use launcher.backend: local")
         self._remove(user)
         self._check_images()
-        folder = self._folder(user)
+        folder = self.records.folder(user)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(folder, 0o700)
         gid = identity.uid if identity.gid is None else identity.gid
@@ -95,8 +95,7 @@ class PodmanLauncher(Launcher):
             yaml.safe_dump(pod, out, sort_keys=False)
         record = {"user": user, "backend": self.name, "secret": secret, "started_at": time.time(),
                   "address": address, "pod": pod["metadata"]["name"], "identity": identity.to_json()}
-        with atomic_write(folder / RECORD, 0o600, text=True) as out:
-            json.dump(record, out)
+        self.records.write(user, record)
 
         played = self._podman("kube", "play", str(manifest), check=False)
         self._remove_kube_network()
@@ -110,13 +109,13 @@ class PodmanLauncher(Launcher):
     def stop(self, user: str) -> bool:
         user = check_username(user)
         had = self._remove(user)
-        (self._folder(user) / RECORD).unlink(missing_ok=True)
+        self.records.remove(user)
         return had
 
     def status(self, user: str) -> SessionInfo:
         user = check_username(user)
         pods = self._pods(user)
-        record = self._read_record(user)
+        record = self.records.read(user)
         if not pods or record is None:
             return SessionInfo(user=user, state="stopped", backend=self.name)
         return self._info(user, pods[0], record)
@@ -125,7 +124,7 @@ class PodmanLauncher(Launcher):
         sessions = []
         for pod in self._pods():
             user = self._user_of(pod)
-            record = self._read_record(user) if user else None
+            record = self.records.read(user) if user else None
             if record is not None:
                 sessions.append(self._info(user, pod, record))
         return sorted(sessions, key=lambda s: s.user)
@@ -140,15 +139,6 @@ class PodmanLauncher(Launcher):
         return "\n\n".join(parts) if parts else f"no logs for {user}"
 
     # -- the pieces ---------------------------------------------------------------------------------
-
-    def _folder(self, user: str) -> Path:
-        return self.state_dir / user
-
-    def _read_record(self, user: str) -> dict | None:
-        try:
-            return json.loads((self._folder(user) / RECORD).read_text())
-        except (OSError, ValueError):
-            return None
 
     def _podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         env = dict(os.environ)
@@ -178,10 +168,7 @@ class PodmanLauncher(Launcher):
         """The raw user name of a pod (podman lists labels, not the annotation): the folder whose name
         gives its label."""
         safe = pod.get("Labels", {}).get(USER_LABEL, "")
-        for folder in self.state_dir.iterdir() if self.state_dir.is_dir() else ():
-            if safe_name(folder.name) == safe and (folder / RECORD).is_file():
-                return folder.name
-        return None
+        return next((user for user in self.records.users() if safe_name(user) == safe), None)
 
     def _info(self, user: str, pod: dict, record: dict) -> SessionInfo:
         containers = {c.get("Names", ""): c.get("Status", "") for c in pod.get("Containers", [])}
