@@ -147,6 +147,15 @@ def browser_like_session() -> requests.Session:
     return http
 
 
+def gateway_login(url: str, user: str, password: str) -> requests.Session:
+    """A client logged in through the gateway's login form, as a browser would be."""
+    http = browser_like_session()
+    answer = http.post(f"{url}/gateway/login", allow_redirects=False,
+                       data={"username": user, "password": password, "next": "/"})
+    assert answer.status_code == 303, answer.text
+    return http
+
+
 class System:
     def __init__(self, base: Path, config_path: Path, gateway: local_system.Gateway):
         self.base = base
@@ -155,11 +164,7 @@ class System:
         self.url = gateway.url.rstrip("/")
 
     def login(self, user: str, password: str | None = None) -> requests.Session:
-        http = browser_like_session()
-        answer = http.post(f"{self.url}/gateway/login", allow_redirects=False,
-                           data={"username": user, "password": password or PASSWORDS[user], "next": "/"})
-        assert answer.status_code == 303, answer.text
-        return http
+        return gateway_login(self.url, user, password or PASSWORDS[user])
 
     def folders(self, user: str) -> dict[str, Path]:
         return local_system.user_folders(self.config_path, user)

@@ -16,7 +16,7 @@ import local_system
 import pytest
 import requests
 import yaml
-from conftest import browser_like_session
+from conftest import gateway_login
 
 PASSWORDS = {"ada": "ada-admin-password", "alice": "alice-password-1", "bob": "bob-password-22"}
 
@@ -28,11 +28,7 @@ class Hebi:
         self.url = gateway.url.rstrip("/")
 
     def login(self, user: str, password: str | None = None) -> requests.Session:
-        http = browser_like_session()
-        answer = http.post(f"{self.url}/gateway/login", allow_redirects=False,
-                           data={"username": user, "password": password or PASSWORDS[user], "next": "/"})
-        assert answer.status_code == 303, answer.text
-        return http
+        return gateway_login(self.url, user, password or PASSWORDS[user])
 
     def api(self, method: str, path: str, token: str | None = None, http: requests.Session | None = None,
             **kwargs) -> requests.Response:
