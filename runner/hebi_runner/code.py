@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from hebi_common.atomic import atomic_write
+from hebi_common.languages import language_of
 
 from . import landlock
 
@@ -145,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(run_folder)
     python = sys.executable
     requirements = run_folder / "requirements.txt"
-    octave = args.entry.lower().endswith(".m")
+    language = language_of(args.entry)
+    octave = language == "octave"
     if octave and requirements.is_file():
         say("requirements.txt lists Python packages: not used for an Octave script")
     elif requirements.is_file():
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                MPLCONFIGDIR=str(scratch / "matplotlib"))
     for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
         env.pop(name, None)
-    if args.entry.endswith(".ipynb"):
+    if language == "notebook":
         sockets = _sockets_folder()
         confine_writes(run_folder / "output", scratch, sockets)
         parameters = json.loads(args.parameters.read_text()) if args.parameters else {}

@@ -320,6 +320,17 @@ def test_a_notebook_runs_with_its_parameters_and_is_kept_executed_and_as_html(se
     assert sorted(listed) == ["angles.html", "angles.ipynb", "plot.png"]
 
 
+def test_an_entry_of_any_case_runs_in_its_language(session):
+    """The API takes "Angles.IPYNB" as a notebook; the runner must run it as one (it once ran it with
+    Python, which failed on its JSON)."""
+    base, client = session
+    (base / "roots" / "processing" / "Angles.IPYNB").write_text(PLOT)
+    job = run_ok(client, project="processing/Angles.IPYNB", parameters={"angle": 2, "title": "case"})
+    assert job["language"] == "notebook"
+    output = base / "roots" / job["run_folder"] / "output"
+    assert "plotted 2 case" in (output / "Angles.IPYNB").read_text()
+
+
 def kernel_folders() -> set[Path]:
     return {found for base in ("/dev/shm", "/tmp") for found in Path(base).glob("hebi-kernel-*")}
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from hebi_common.atomic import atomic_write
+from hebi_common.languages import language_of
 from hebi_common.sandbox import SandboxError
 
 from .requests import (
@@ -44,8 +45,6 @@ from .unpack import ProjectProblem, copy_notebook, copy_project, unpack_zip
 
 #: Entry points looked for, in this order, when the user names none.
 ENTRY_POINTS = ("code.py", "app.py", "main.py", "code.m", "app.m", "main.m")
-#: What an entry point's suffix says it is.
-LANGUAGES = {".py": "python", ".m": "octave", ".ipynb": "notebook"}
 FIELDS = {"project", "entry", "data", "output", "mode", "resources", "name", "parameters"}
 #: A notebook's parameters, as JSON: small values a scientist types, not data.
 MAX_PARAMETERS_BYTES = 64 * 1024
@@ -101,7 +100,7 @@ def parse_request(body: Any, context, jobs_config) -> CodeJobRequest:
 
     roots = context.roots
     project = existing(roots, refs["project"], "project")
-    if project.is_file() and project.suffix.lower() == ".ipynb":  # a notebook alone is a project too
+    if project.is_file() and language_of(project.name) == "notebook":  # a notebook alone is a project too
         if body.get("entry") not in (None, "", project.name):
             raise JobRequestError(f"the project {refs['project']} is a notebook: it is the entry point")
         entry = project.name
@@ -113,7 +112,7 @@ def parse_request(body: Any, context, jobs_config) -> CodeJobRequest:
     parameters = _parameters(body.get("parameters"), entry)
     data = existing(roots, refs["data"], "data") if "data" in refs else None
     output = output_folder(roots, refs["output"])
-    language = LANGUAGES[Path(entry).suffix.lower()] if entry else "python"
+    language = language_of(entry) or "python"  # no entry yet: a zip's, found once it is unpacked
     return CodeJobRequest(project, entry, language, data, output, mode, name, time_limit, cores, memory, queue, refs,
                           parameters)
 
@@ -121,7 +120,7 @@ def parse_request(body: Any, context, jobs_config) -> CodeJobRequest:
 def _parameters(asked: Any, entry: str) -> dict[str, Any] | None:
     if asked in (None, {}):
         return None
-    if entry and not entry.lower().endswith(".ipynb"):
+    if entry and language_of(entry) != "notebook":
         raise JobRequestError("'parameters' are for notebooks (injected after their \"parameters\" cell)")
     if not isinstance(asked, dict):
         raise JobRequestError("'parameters' must be an object of names and values, e.g. {\"angle\": 45}")
@@ -148,7 +147,7 @@ def _entry(asked: Any, project: Path, ref: str) -> str:
         entry = found[0]
     else:
         return ""  # found once the zip is unpacked
-    if Path(entry).suffix.lower() not in LANGUAGES:
+    if language_of(entry) is None:
         raise JobRequestError(f"'entry' {entry!r} is not a Python file (.py), an Octave script (.m) or a notebook (.ipynb)")
     if project.is_dir():
         target = project / entry
@@ -190,7 +189,7 @@ class CodeKind:
         try:
             if request.project.is_dir():
                 copy_project(request.project, run, code_config.max_files, code_config.max_mb)
-            elif request.project.suffix.lower() == ".ipynb":
+            elif language_of(request.project.name) == "notebook":
                 copy_notebook(request.project, run, code_config.max_mb)
             else:
                 unpack_zip(request.project, run, code_config.max_files, code_config.max_mb)
@@ -204,7 +203,7 @@ class CodeKind:
             wanted = request.entry or f"any of {', '.join(ENTRY_POINTS)}"
             raise JobRequestError(f"the project {request.refs['project']} has no file {wanted}: name the 'entry' to run")
         request.entry = entry
-        request.language = LANGUAGES[Path(entry).suffix.lower()]
+        request.language = language_of(entry) or "python"
         (run / "output").mkdir(exist_ok=True)
         if request.data is not None:
             (run / "input").mkdir(exist_ok=True)
