@@ -54,6 +54,29 @@ def hash_params(page) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(fragment.partition("?")[2]).items()}
 
 
+def canvas_pixel(page, testid: str, x: float, y: float) -> list[int]:
+    """The RGBA of the canvas at fractions of its width and height."""
+    return page.evaluate("""([testid, x, y]) => {
+        const c = document.querySelector(`[data-testid=${testid}]`);
+        return Array.from(c.getContext('2d').getImageData(Math.floor(c.width * x), Math.floor(c.height * y), 1, 1).data);
+    }""", [testid, x, y])
+
+
+def test_values_are_drawn_in_the_colour_maps_colours_and_nan_is_transparent(system, viewer):
+    data = system.folders("alice")["data"]
+    frame = np.zeros((64, 64), np.float32)
+    frame[:, 32:] = 1
+    frame[48:, :16] = np.nan
+    with h5py.File(data / "halves.h5", "w") as f:
+        f["frame"] = frame
+    browser_login(viewer, system, "alice")
+    open_tools(viewer, system, "data/halves.h5", "/frame")
+    # Viridis's ends (#440154, #fde725): the lowest value, the highest, each channel where it belongs.
+    assert canvas_pixel(viewer, "image", 0.25, 0.25) == [0x44, 0x01, 0x54, 255]
+    assert canvas_pixel(viewer, "image", 0.75, 0.25) == [0xfd, 0xe7, 0x25, 255]
+    assert canvas_pixel(viewer, "image", 0.1, 0.9)[3] == 0  # NaN: nothing drawn
+
+
 def test_a_big_frame_comes_binned_to_the_canvas_and_full_resolution_when_zoomed(system, viewer):
     data = system.folders("alice")["data"]
     with h5py.File(data / "big.h5", "w") as f:
