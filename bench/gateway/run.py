@@ -204,6 +204,7 @@ def big_body(args) -> None:
 
     base = Path(tempfile.mkdtemp(prefix="hebi-bench-big-"))
     gateways = {}
+    floor, floor_dir = None, Path(tempfile.mkdtemp(prefix="hebi-bench-floor-"))
     try:
         users = base / "users"
         data = users / "alice" / "data"
@@ -222,7 +223,6 @@ def big_body(args) -> None:
         h5 = h5py.File(path, "r", locking=False)
         times: dict[str, list[float]] = {"h5py": [], "gateway": [], "front": [], "static": [], "proxy": []}
         connections = {}
-        floor_dir = Path(tempfile.mkdtemp(prefix="hebi-bench-floor-"))
         floor, floor_ports = start_floor(floor_dir, h5["data"][0].tobytes())
         for name, port in floor_ports.items():
             connections[name] = (http.client.HTTPConnection("127.0.0.1", port, timeout=120), {})
@@ -269,10 +269,10 @@ def big_body(args) -> None:
         print(f"    one nginx proxy hop -> nginx sendfile        {med['proxy']:7.1f} ms   "
               f"{med['proxy'] / med['h5py']:5.2f}x h5py")
     finally:
-        if "floor" in locals():
+        if floor is not None:
             floor.terminate()
             floor.wait()
-            shutil.rmtree(floor_dir, ignore_errors=True)
+        shutil.rmtree(floor_dir, ignore_errors=True)
         for gateway in gateways.values():
             local_system.stop_all_sessions(gateway.config_path)
             gateway.stop()
