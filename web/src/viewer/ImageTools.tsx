@@ -83,6 +83,8 @@ export default function ImageTools({ file, params }: { file: string; params: URL
   const [region, setRegion] = useState<Region | null>(() => { const z = numbers(params.get('zoom')); return z?.length === 4 ? z as Region : null; });
   const [fullRes, setFullRes] = useState(params.get('res') === 'full');
   const [slice, setSlice] = useState<Slice | null>(null);
+  // The selection the shown slice is of: until a new slice is in, the old one stays on the canvas.
+  const [sliceOf, setSliceOf] = useState<string | null>(null);
   const [stats, setStats] = useState<Stats | null>(null);
   const [window_, setWindow] = useState<[number, number] | null>(null);
   const [tool, setTool] = useState<Tool>('profile');
@@ -116,7 +118,7 @@ export default function ImageTools({ file, params }: { file: string; params: URL
   useEffect(() => {
     if (!path) return;
     let live = true;
-    setShape(null); setLayout(null); setSlice(null); setWindow(null); setNote(null);
+    setShape(null); setLayout(null); setSlice(null); setSliceOf(null); setWindow(null); setNote(null);
     (async () => {
       // The dataset and its NXdata's attributes at once: the first image waits for both, nothing else.
       // When the address names the slice (a reload, a link), the slice is asked for at the same time, on
@@ -162,21 +164,23 @@ export default function ImageTools({ file, params }: { file: string; params: URL
   useEffect(() => {
     if (!path || !shape || !layout) return;
     const abort = new AbortController();
-    const key = `${selectionOf(shape, layout.shown, indices)}|${fullRes ? 'full' : target.join('x')}`;
+    const selection = selectionOf(shape, layout.shown, indices);
+    const key = `${selection}|${fullRes ? 'full' : target.join('x')}`;
     const early = !region && prefetched.current?.key === key ? prefetched.current.promise : null;
     prefetched.current = null;
     const full: Region = [0, shape[layout.shown[0]], 0, shape[layout.shown[1]]];
     (early ? early.then((s) => ({ ...s, region: full })) : getSlice(file, path, shape, layout.shown, indices, region, fullRes ? null : target, abort.signal)).then((s) => {
       if (abort.signal.aborted) return;
-      setSlice(s); setError(null);
+      setSlice(s); setSliceOf(selection); setError(null);
     }, (e: Error) => { if (e.name !== 'AbortError') setError(e.message); });
     return () => abort.abort();
   }, [file, path, shape, layout, indices, region, fullRes, target[0]]);
 
-  // The histogram reads the whole slice at full resolution: asked for once the image is there, so it
-  // never delays the first image (both would share the session's two cores).
-  const sliceReady = slice !== null && slice.region.length === 4;
+  // The histogram reads the whole slice at full resolution: asked for once the slice's image is there
+  // (on opening, and again after each step to another slice), so it never delays the image (both would
+  // share the session's two cores).
   const sliceKey = shape && layout ? selectionOf(shape, layout.shown, indices) : '';
+  const sliceReady = slice !== null && slice.region.length === 4 && sliceOf === sliceKey;
   useEffect(() => {
     if (!path || !shape || !layout || !sliceReady) return;
     let live = true;
