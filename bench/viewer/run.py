@@ -8,10 +8,12 @@ Viewer's image tools afresh for each run, alternating the two ways and giving ea
 own (so no answer comes from a cache), after one warm-up of each. Two figures per run, from the page:
 - since the tools opened: the slice's requests, decoding and drawing (what the binning changes);
 - since the navigation: the same plus loading the app and its viewer chunk.
+After each load, one step to another frame in the open tools (typing its index), timed from the input
+event to the new frame drawn on the canvas: the warm case, what a person stepping through a stack waits.
 The figure to read is the ratio full / binned, measured in the same run on the same machine; absolute
 times vary with what else the machine is doing.
 
-    .venv/bin/python bench/viewer/run.py [--runs 9] [--frames 24]
+    .venv/bin/python bench/viewer/run.py [--runs 9] [--frames 40]
 """
 from __future__ import annotations
 
@@ -37,6 +39,34 @@ TRACE = """performance.getEntriesByType('resource').filter(e => e.name.includes(
 SIZE = 2048
 
 
+# Every drawing of a slice onto the image canvas, and the last input event: how a step to another slice
+# is timed, from the person's change of the index to the new slice on the canvas.
+DRAWS = """window.__hebiDraws = [];
+const draw = CanvasRenderingContext2D.prototype.drawImage;
+CanvasRenderingContext2D.prototype.drawImage = function (...args) {
+  const result = draw.apply(this, args);
+  if (this.canvas.dataset.testid === 'image') window.__hebiDraws.push(performance.now());
+  return result;
+};
+document.addEventListener('input', () => { window.__hebiInputAt = performance.now(); }, true);"""
+SLICE_DONE = """(frame) => performance.getEntriesByType('resource')
+    .filter(e => e.name.includes('/data/data?') && decodeURIComponent(e.name).includes(`selection=${frame},:,:`))
+    .map(e => e.responseEnd)"""
+
+
+def step(page, frame: int) -> float:
+    """ms from typing another frame's index into the open tools to that frame drawn."""
+    page.wait_for_load_state("networkidle")  # the frame opened, and its histogram, are done with
+    drawn = page.evaluate("window.__hebiDraws.length")
+    page.fill("input.vt-index", str(frame))
+    page.wait_for_function(f"window.__hebiDraws.length > {drawn}", timeout=120_000)
+    at, typed = page.evaluate(f"[window.__hebiDraws[{drawn}], window.__hebiInputAt]")
+    answered = page.evaluate(SLICE_DONE, frame)
+    # The drawing timed must be of the new frame: its answer came before it.
+    assert answered and min(answered) <= at, f"frame {frame}: drawn at {at:.0f} ms before its slice came ({answered})"
+    return at - typed
+
+
 def first_image(page, url: str, frame: int, full: bool) -> tuple[float, float, str]:
     """(ms since the tools opened, ms since navigation, the binning) of one fresh load."""
     page.goto("about:blank")
@@ -49,11 +79,11 @@ def first_image(page, url: str, frame: int, full: bool) -> tuple[float, float, s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--trace", action="store_true", help="print the /data/ requests of the last load of each way")
     args = parser.parse_args()
-    if args.frames < 2 * (args.runs + 1):
-        parser.error("--frames must be at least 2 x (runs + 1): every load gets a frame of its own")
+    if args.frames < 4 * (args.runs + 1):
+        parser.error("--frames must be at least 4 x (runs + 1): every load and every step gets a frame of its own")
     from playwright.sync_api import sync_playwright
 
     base = Path(tempfile.mkdtemp(prefix="hebi-bv-", dir="/tmp"))
@@ -73,18 +103,22 @@ def main() -> None:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
                 page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                page.add_init_script(DRAWS)
                 page.goto(f"{url}/")
                 page.fill("input[name=username]", USER)
                 page.fill("input[name=password]", PASSWORD)
                 page.click("button[type=submit]")
                 page.wait_for_selector(f"[data-testid=user-name]:has-text('{USER}')")
                 frames = iter(range(args.frames))
-                first_image(page, url, next(frames), False)  # warm-up: the session, the chunks, the file
-                first_image(page, url, next(frames), True)
+                for full in (False, True):  # warm-up: the session, the chunks, the file
+                    first_image(page, url, next(frames), full)
+                    step(page, next(frames))
                 results: dict[bool, list[tuple[float, float, str]]] = {False: [], True: []}
+                steps: dict[bool, list[float]] = {False: [], True: []}
                 for _ in range(args.runs):
                     for full in (False, True):
                         results[full].append(first_image(page, url, next(frames), full))
+                        steps[full].append(step(page, next(frames)))
                         if args.trace and _ == args.runs - 1:
                             print("full resolution" if full else "binned", "first image at", f"{results[full][-1][1]:.0f} ms")
                             for name, start, end, size in page.evaluate(TRACE):
@@ -104,6 +138,10 @@ def main() -> None:
     for full, name in ((False, f"binned to the canvas (bin {results[False][0][2]})"), (True, "full resolution")):
         print(f"{name:34}{median(full, 0):>21.0f} ms{median(full, 1):>17.0f} ms")
     print(f"{'ratio full / binned':34}{median(True, 0) / median(False, 0):>22.1f}x{median(True, 1) / median(False, 1):>18.1f}x")
+    binned, full_ = statistics.median(steps[False]), statistics.median(steps[True])
+    print(f"\nA step to another frame in the open tools (typed index to the new frame drawn), median of {args.runs}")
+    print(f"{'binned to the canvas':34}{binned:>21.0f} ms\n{'full resolution':34}{full_:>21.0f} ms")
+    print(f"{'ratio full / binned':34}{full_ / binned:>22.1f}x")
 
 
 if __name__ == "__main__":
