@@ -2,6 +2,7 @@
 each in their own pod as their own uid, seeing only their own roots; sessions found again after a
 gateway restart, a removed pod started again, a missing image named. Needs root, podman and the images
 (build_docker_images.sh, incremental); under HEBI_REQUIRE_REAL=1 a missing one fails."""
+import contextlib
 import json
 import os
 import shutil
@@ -321,24 +322,58 @@ def test_a_pod_removed_behind_the_gateways_back_is_started_on_the_next_request(p
     assert answer.json()["user"] == "bob"
 
 
-def test_a_missing_image_is_shown_to_the_user_with_its_name(tmp_path):
+@contextlib.contextmanager
+def alone(change):
+    """A gateway of its own for one podman launcher setting changed by ``change(podman_settings, base)``,
+    with alice as its only user."""
     real_component("podman as root", os.geteuid() == 0 and shutil.which("podman") is not None,
                    "run as root with podman installed (scripts/install-system.sh podman)")
-    base = Path(tempfile.mkdtemp(prefix="hebi-noimg-", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix="hebi-alone-", dir="/tmp"))
     config_path = local_system.write_config(base, launcher="podman")
     config = yaml.safe_load(config_path.read_text())
-    config["launcher"]["podman"]["images"]["api"] = "localhost/hebi-api:no-such-build"
+    change(config["launcher"]["podman"], base)
     config_path.write_text(yaml.safe_dump(config))
     local_system.add_user(config_path, "alice", PASSWORDS["alice"])
     gateway = local_system.Gateway(config_path)
     try:
-        system = System(base, config_path, gateway)
-        answer = system.login("alice").get(f"{system.url}/api/whoami", timeout=30)
-        assert answer.status_code == 503
-        assert "localhost/hebi-api:no-such-build" in answer.json()["error"]
-    except requests.Timeout:
-        pytest.fail("a missing image was not reported")
+        yield System(base, config_path, gateway)
     finally:
         gateway.stop()
         local_system.stop_all_sessions(config_path)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_missing_image_is_shown_to_the_user_with_its_name():
+    def no_such_build(podman_settings, base):
+        podman_settings["images"]["api"] = "localhost/hebi-api:no-such-build"
+    with alone(no_such_build) as system:
+        try:
+            answer = system.login("alice").get(f"{system.url}/api/whoami", timeout=30)
+        except requests.Timeout:
+            pytest.fail("a missing image was not reported")
+        assert answer.status_code == 503
+        assert "localhost/hebi-api:no-such-build" in answer.json()["error"]
+
+
+def test_a_pod_gone_while_it_starts_is_reported_with_what_podman_said():
+    """The pod removed right after kube play (an admin's podman pod rm, a cleanup script): the user is told
+    the pod is gone and what podman listed, not an empty reason."""
+    def removed_after_play(podman_settings, base):
+        wrapper = base / "podman-then-rm"
+        wrapper.write_text(f"""#!{sys.executable}
+import subprocess, sys, yaml
+done = subprocess.run(["podman", *sys.argv[1:]])
+if sys.argv[1:3] == ["kube", "play"] and done.returncode == 0:
+    with open(sys.argv[3]) as manifest:
+        name = yaml.safe_load(manifest)["metadata"]["name"]
+    subprocess.run(["podman", "pod", "rm", "-f", name], capture_output=True)
+sys.exit(done.returncode)
+""")
+        wrapper.chmod(0o755)
+        podman_settings["podman"] = str(wrapper)
+    with alone(removed_after_play) as system:
+        answer = system.login("alice").get(f"{system.url}/api/whoami", timeout=120)
+        assert answer.status_code == 503
+        error = answer.json()["error"]
+        assert "is gone although podman kube play succeeded" in error, error
+        assert "podman lists: no pod" in error, error

@@ -103,7 +103,7 @@ class PodmanLauncher(Launcher):
             self._remove(user)
             raise LauncherError(f"podman could not start the session of {user}: "
                                 f"{self._image_problem(played.stderr) or played.stderr.strip()[-500:]}")
-        self._wait_until_answering(user, identity, address, secret)
+        self._wait_until_answering(user, identity, address, secret, played)
         return self.status(user)
 
     def stop(self, user: str) -> bool:
@@ -243,7 +243,15 @@ class PodmanLauncher(Launcher):
                     return f"127.0.0.{n}"
         raise LauncherError(f"no free loopback address left in 127.0.0.{low}-{high} (launcher.podman.loopback_range)")
 
-    def _wait_until_answering(self, user: str, identity: Identity, address: str, secret: str) -> None:
+    def _gone(self, user: str, played: subprocess.CompletedProcess) -> str:
+        listed = self._podman("pod", "ps", "--filter", f"label={INSTANCE_LABEL}={self.instance}",
+                              "--format", "{{.Name}} {{.Status}}", check=False)
+        printed = " ".join((played.stdout + played.stderr).split())[-300:] or "nothing"
+        return (f"its pod {pod_name(self.instance, user)} is gone although podman kube play succeeded "
+                f"(kube play printed: {printed}; podman lists: {' '.join(listed.stdout.split()) or 'no pod'})")
+
+    def _wait_until_answering(self, user: str, identity: Identity, address: str, secret: str,
+                              played: subprocess.CompletedProcess) -> None:
         deadline = time.monotonic() + self.config.launcher.start_timeout
         last = "no answer yet"
         while time.monotonic() < deadline:
@@ -251,7 +259,10 @@ class PodmanLauncher(Launcher):
             if info.state != "running":
                 tail = self.logs(user, 15)
                 self._remove(user)
-                raise LauncherError(f"the session of {user} failed to start: {info.detail}\n{tail}")
+                # A failed pod says what is down; a pod gone altogether has no detail of its own, and
+                # then what kube play printed and what podman lists now are all there is to go on.
+                why = info.detail or self._gone(user, played)
+                raise LauncherError(f"the session of {user} failed to start: {why}\n{tail}")
             try:
                 header = sign_identity(identity, secret)
                 answers = [(path, probe(address, SESSION.router.port, path, header)) for path in SESSION.readiness_paths]
