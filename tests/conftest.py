@@ -6,6 +6,7 @@ HEBI_REQUIRE_REAL=1 (CI), where a missing real component fails the run.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -30,6 +31,23 @@ FIXTURES = REPO.parent / "shared" / "fixtures" / "savu"
 PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-22"}
 # The fake Kubernetes cluster's `fake_cluster` fixture (tests/fakekube).
 pytest_plugins = ["fakekube.fixtures"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that ran a whole system shows the end of its gateway's log: the gateway writes it into
+    the system's temporary folder, which its fixture removes, so a CI run's failure would keep no trace."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for value in getattr(item, "funcargs", {}).values():
+        gateway = getattr(value, "gateway", None)
+        if isinstance(gateway, local_system.Gateway):
+            log = gateway.config_path.parent / "gateway.log"
+            with contextlib.suppress(OSError):
+                report.sections.append(("gateway log (last 40 lines)",
+                                        "\n".join(log.read_text(errors="replace").splitlines()[-40:])))
 
 
 def until(condition, what: str, seconds: float = 30.0) -> None:
