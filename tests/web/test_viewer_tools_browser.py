@@ -183,6 +183,29 @@ def test_tuned_results_are_chosen_by_value(system, viewer):
     assert hash_params(viewer)["slice"] == "1,1,1"  # the middle slice, COR 85.5, SIRT
 
 
+def test_after_a_step_the_histogram_is_asked_for_once_the_new_slice_is_in(system, viewer):
+    """The histogram reads the whole slice at full resolution: asked for beside the stepped-to slice, it
+    would share the session's cores with the image the person is waiting for."""
+    data = system.folders("alice")["data"]
+    with h5py.File(data / "steps.h5", "w") as f:
+        f["stack"] = np.arange(4 * 64 * 64, dtype=np.float32).reshape(4, 64, 64)
+    browser_login(viewer, system, "alice")
+    open_tools(viewer, system, "data/steps.h5", "/stack")
+    viewer.locator("[data-testid=histogram]").wait_for()
+    events: list[tuple[str, str]] = []
+    of_slice_2 = lambda url: "selection=2%2C%3A%2C%3A" in url  # noqa: E731 - selection=2,:,: as the page sends it
+    viewer.on("request", lambda r: events.append(("asked", r.url)) if of_slice_2(r.url) else None)
+    viewer.on("requestfinished", lambda r: events.append(("in", r.url)) if of_slice_2(r.url) else None)
+    viewer.fill("input[aria-label='Index: dim 0']", "2")
+    stats = viewer.locator("[data-testid=histogram]")
+    viewer.wait_for_function("document.querySelector('[data-testid=histogram]').getAttribute('aria-label')"
+                             f".includes('from {2 * 4096:g} to')")
+    assert f"from {2 * 4096:g} to {3 * 4096 - 1:g}" in stats.get_attribute("aria-label")
+    order = [(what, "stats" if "/data/stats?" in url else "slice") for what, url in events
+             if "/data/stats?" in url or "/data/data?" in url]
+    assert order.index(("in", "slice")) < order.index(("asked", "stats")), order
+
+
 def test_the_address_keeps_file_dataset_slice_and_colour_map(system, viewer):
     data = system.folders("alice")["data"]
     with h5py.File(data / "stack.h5", "w") as f:
