@@ -10,7 +10,9 @@ uses (gthread, 1 worker, 8 threads) on loopback, and times, per layout:
   in-process (``ds[i]`` on an open file), warm (frame in the page cache) and cold (the file's pages
   dropped with posix_fadvise before each run);
 - a viewer-sized 512x512 view of a frame: hebi's ``size=512x512`` (mean and max), against h5grove
-  serving the full frame (what h5web fetches from it) and h5grove's own strided decimation.
+  serving the full frame (what h5web fetches from it) and h5grove's own strided decimation;
+- a frame's statistics (``/stats``, what a viewer's colour scale asks for): hebi's, with a 128-bin
+  histogram, against h5grove's (the same fields, no histogram).
 Each cell is the median over ``--runs`` different frames; the client reads whole bodies over one
 keep-alive connection. Figures are for comparing in one run: server and client share the machine.
 """
@@ -243,6 +245,12 @@ def report(args, data: Path, files: dict[str, str], hebi: Server, grove: Server,
             ("hebi 512x512 view, mean", lambda i: check_view(hebi, url_hebi(i, "&size=512x512&reduce=mean"))),
             ("hebi 512x512 view, max", lambda i: check_view(hebi, url_hebi(i, "&size=512x512&reduce=max"))),
             ("h5grove 512x512 strided (::4,::4)", lambda i: check_view(grove, url_grove(i, f"{i},::4,::4"))),
+            # What a viewer asks for after each step (its colour scale's histogram): a whole frame's
+            # statistics, hebi's with a 128-bin histogram, h5grove's without one.
+            ("hebi stats of the frame (128 bins)", lambda i: check_view(hebi, "/data/stats?" + urlencode(
+                {"file": f"data/{name}", "path": "/data", "selection": f"{i},:,:", "bins": 128}))),
+            ("h5grove stats of the frame", lambda i: check_view(grove, "/stats?" + urlencode(
+                {"file": name, "path": "/data", "selection": f"{i},:,:"}))),
         ]
         # Cases take turns frame by frame, so that a busy moment of the machine hits them all alike.
         warm: dict[str, list[float]] = {what: [] for what, _ in cases}
@@ -263,7 +271,7 @@ def report(args, data: Path, files: dict[str, str], hebi: Server, grove: Server,
         summary.append((label, results))
         print()
 
-    print("ratios (lower is better for the first two; higher is better for the last two)")
+    print("ratios (lower is better for the first two; higher is better for the last three)")
     print(f"{'layout':22} {'':44} {'warm':>9} {'cold':>9}")
     for label, r in summary:
         base_w, base_c = r["h5py in-process ds[i]"]
@@ -273,6 +281,8 @@ def report(args, data: Path, files: dict[str, str], hebi: Server, grove: Server,
             ("h5grove full / hebi 512 mean (goal >= 5)", r["h5grove full frame (bin, safe)"],
              r["hebi 512x512 view, mean"], True),
             ("h5grove full / hebi 512 max", r["h5grove full frame (bin, safe)"], r["hebi 512x512 view, max"], True),
+            ("h5grove stats / hebi stats (+ histogram)", r["h5grove stats of the frame"],
+             r["hebi stats of the frame (128 bins)"], True),
         ]
         for what, num, den, _ in rows:
             print(f"{label:22} {what:44} {num[0] / den[0]:9.2f} {num[1] / den[1]:9.2f}")

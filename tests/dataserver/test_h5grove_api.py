@@ -148,3 +148,41 @@ def test_stats_fields_of_h5grove_ignore_nan_and_add_a_histogram(dataserver, data
     assert row["min"] == -2.0 and row["max"] == 0.0 and row["nan_count"] == 1
     json_nan = dataserver.get("/data/data?file=data/nan.h5&path=/v").json
     assert json_nan == [[None, -2.0, 0.0], [1.0, None, 3.0]]
+
+
+STATS_CASES = {
+    "minus zero": np.array([-0.0, -1.0], "f4"),
+    "zeros only": np.zeros(5, "u2"),
+    "dead pixels": np.array([0, 0, 7, 3, 65535], "u2"),
+    "negatives only": np.array([-1.5, -2.0], "f8"),
+    "int8 extremes": np.array([-128, 0, 5, 127], "i1"),
+    "int8 all negative": np.array([-128, -1], "i1"),
+    "subnormals": np.array([1e-45, -1e-45, 0.0], "f4"),
+    "half floats": np.array([3.0, -0.0, 0.0, 2.0, np.nan], "f2"),
+    "one value": np.full(7, 4.25, "f4"),
+    "reconstruction": np.random.default_rng(3).normal(0.01, 0.02, 300_000).astype("f4"),
+}
+
+
+@pytest.mark.parametrize("name", STATS_CASES)
+def test_statistics_agree_with_numpy_for_awkward_values(dataserver, data_dir, name):
+    """The colour scale's range, its log scale's floor (strict_positive_min) and the histogram, as
+    NumPy computes them over the finite values, whatever the type and sign of the data."""
+    values = STATS_CASES[name]
+    with h5py.File(data_dir / "awkward.h5", "w") as f:
+        f["v"] = values
+    stats = dataserver.get("/data/stats?file=data/awkward.h5&path=/v&bins=16").json
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+
+    def least(found):
+        return None if found.size == 0 else float(found.min())
+    assert stats["min"] == float(finite.min()) and stats["max"] == float(finite.max())
+    assert stats["positive_min"] == least(finite[finite >= 0])
+    assert stats["strict_positive_min"] == least(finite[finite > 0])
+    assert stats["mean"] == pytest.approx(float(finite.astype("f8").mean()), rel=1e-9, abs=1e-12)
+    assert stats["std"] == pytest.approx(float(finite.astype("f8").std()), rel=1e-9, abs=1e-12)
+    counts, edges = np.histogram(finite.astype("f8"), bins=16)
+    assert stats["histogram"]["edges"] == pytest.approx(edges.tolist())
+    assert sum(stats["histogram"]["counts"]) == finite.size
+    # Binned by one multiply: a value within rounding of an inner edge may sit in the bin beside.
+    assert np.abs(np.array(stats["histogram"]["counts"]) - counts).sum() <= 2 * max(1, finite.size // 10_000)
