@@ -13,7 +13,7 @@ event to the new frame drawn on the canvas: the warm case, what a person steppin
 The figure to read is the ratio full / binned, measured in the same run on the same machine; absolute
 times vary with what else the machine is doing.
 
-    .venv/bin/python bench/viewer/run.py [--runs 9] [--frames 40]
+    .venv/bin/python bench/viewer/run.py [--runs 9] [--frames 50]
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import h5py
@@ -52,11 +53,27 @@ document.addEventListener('input', () => { window.__hebiInputAt = performance.no
 SLICE_DONE = """(frame) => performance.getEntriesByType('resource')
     .filter(e => e.name.includes('/data/data?') && decodeURIComponent(e.name).includes(`selection=${frame},:,:`))
     .map(e => e.responseEnd)"""
+STATS_DONE = """(frame) => performance.getEntriesByType('resource')
+    .some(e => e.name.includes('/data/stats?') && decodeURIComponent(e.name).includes(`selection=${frame},:,:`))"""
 
 
-def step(page, frame: int) -> float:
-    """ms from typing another frame's index into the open tools to that frame drawn."""
-    page.wait_for_load_state("networkidle")  # the frame opened, and its histogram, are done with
+def settled(page, frame: int) -> None:
+    """Wait until the histogram of the frame shown is in and drawn: the tools ask for it after the image,
+    and the next timing must neither begin while the server still computes it nor count its redrawing."""
+    page.wait_for_function(STATS_DONE, arg=frame, timeout=120_000)
+    page.evaluate("""() => new Promise((done) => {
+        let seen = window.__hebiDraws.length;
+        const check = () => {
+            if (window.__hebiDraws.length === seen) done();
+            else { seen = window.__hebiDraws.length; setTimeout(check, 100); }
+        };
+        setTimeout(check, 100);
+    })""")
+
+
+def step(page, shown: int, frame: int) -> float:
+    """ms from typing another frame's index into the open tools (showing ``shown``) to that frame drawn."""
+    settled(page, shown)
     drawn = page.evaluate("window.__hebiDraws.length")
     page.fill("input.vt-index", str(frame))
     page.wait_for_function(f"window.__hebiDraws.length > {drawn}", timeout=120_000)
@@ -64,6 +81,7 @@ def step(page, frame: int) -> float:
     answered = page.evaluate(SLICE_DONE, frame)
     # The drawing timed must be of the new frame: its answer came before it.
     assert answered and min(answered) <= at, f"frame {frame}: drawn at {at:.0f} ms before its slice came ({answered})"
+    settled(page, frame)
     return at - typed
 
 
@@ -76,14 +94,35 @@ def first_image(page, url: str, frame: int, full: bool) -> tuple[float, float, s
     return since_open, since_navigation, page.get_attribute("[data-testid=image]", "data-bin")
 
 
+def client_times(url: str, cookies: dict[str, str], frames) -> dict[bool, float]:
+    """Median ms of the binned and the full-resolution answer to Python's http.client, 5 frames each."""
+    import http.client
+    from urllib.parse import urlsplit
+    where = urlsplit(url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=120)
+    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(5):
+        for full in (False, True):
+            query = (f"/data/data?file=data/frames.h5&path=/frames&selection={next(frames)},:,:&format=bin&dtype=safe"
+                     + ("" if full else "&size=640x640"))
+            start = time.perf_counter()
+            connection.request("GET", query, headers=headers)
+            answer = connection.getresponse()
+            body = answer.read()
+            times[full].append((time.perf_counter() - start) * 1000)
+            assert answer.status == 200 and len(body) == (SIZE * SIZE * 4 if full else 512 * 512 * 4), answer.status
+    return {full: statistics.median(found) for full, found in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--trace", action="store_true", help="print the /data/ requests of the last load of each way")
     args = parser.parse_args()
-    if args.frames < 4 * (args.runs + 1):
-        parser.error("--frames must be at least 4 x (runs + 1): every load and every step gets a frame of its own")
+    if args.frames < 4 * (args.runs + 1) + 10:
+        parser.error("--frames must be at least 4 x (runs + 1) + 10: every load, step and plain read gets a frame of its own")
     from playwright.sync_api import sync_playwright
 
     base = Path(tempfile.mkdtemp(prefix="hebi-bv-", dir="/tmp"))
@@ -111,19 +150,26 @@ def main() -> None:
                 page.wait_for_selector(f"[data-testid=user-name]:has-text('{USER}')")
                 frames = iter(range(args.frames))
                 for full in (False, True):  # warm-up: the session, the chunks, the file
-                    first_image(page, url, next(frames), full)
-                    step(page, next(frames))
+                    opened = next(frames)
+                    first_image(page, url, opened, full)
+                    step(page, opened, next(frames))
                 results: dict[bool, list[tuple[float, float, str]]] = {False: [], True: []}
                 steps: dict[bool, list[float]] = {False: [], True: []}
                 for _ in range(args.runs):
                     for full in (False, True):
-                        results[full].append(first_image(page, url, next(frames), full))
-                        steps[full].append(step(page, next(frames)))
+                        opened = next(frames)
+                        results[full].append(first_image(page, url, opened, full))
+                        steps[full].append(step(page, opened, next(frames)))
                         if args.trace and _ == args.runs - 1:
-                            print("full resolution" if full else "binned", "first image at", f"{results[full][-1][1]:.0f} ms")
+                            print("full resolution" if full else "binned", "first image at", f"{results[full][-1][1]:.0f} ms,",
+                                  f"the tools opened at {results[full][-1][1] - results[full][-1][0]:.0f} ms")
                             for name, start, end, size in page.evaluate(TRACE):
                                 print(f"  {start:7.0f} -> {end:7.0f} ms  {size:>9} B  {name}")
+                cookies = {c["name"]: c["value"] for c in page.context.cookies()}
                 browser.close()
+                # The same answers to a plain HTTP client, one after another on an idle machine: what the
+                # system takes to make and send them, without a browser's share.
+                plain = client_times(url, cookies, iter(frames))
         finally:
             gateway.stop()
             local_system.stop_all_sessions(config_path)
@@ -142,6 +188,8 @@ def main() -> None:
     print(f"\nA step to another frame in the open tools (typed index to the new frame drawn), median of {args.runs}")
     print(f"{'binned to the canvas':34}{binned:>21.0f} ms\n{'full resolution':34}{full_:>21.0f} ms")
     print(f"{'ratio full / binned':34}{full_ / binned:>22.1f}x")
+    print("\nThe same answers to a plain HTTP client (Python's http.client), median of 5 each")
+    print(f"{'binned to the canvas':34}{plain[False]:>21.1f} ms\n{'full resolution':34}{plain[True]:>21.1f} ms")
 
 
 if __name__ == "__main__":
