@@ -57,6 +57,9 @@ def _positive_mins(block: np.ndarray) -> tuple:
     return (value(least) if non_negative else None, value(below + unsigned.type(1)) if positive else None)
 
 
+# Sums and squares of values near float64's limits overflow: their mean or std is then infinite (sent
+# as null), which is the answer, not something for the server's log.
+@np.errstate(over="ignore", invalid="ignore")
 def array_stats(values, bins: int = 64) -> dict:
     """The statistics, looked at ``BLOCK`` values at a time: whatever the selection, the working arrays
     stay one block's size, so a request holds little more than its values. Two passes, as NumPy's
@@ -109,18 +112,24 @@ def array_stats(values, bins: int = 64) -> dict:
     mean = total / count
     squares = 0.0
     counts = np.zeros(bins, dtype=np.int64)
-    # NumPy's range and edges: one value alone gets the unit around it.
-    first, last = (float(low), float(high)) if low < high else (float(low) - 0.5, float(high) + 0.5)
+    # NumPy's range: one value alone gets the unit around it, or a relative margin where 0.5 is lost in
+    # its size. Values near float64's limits are binned at 2**-64 of their size (exact), where neither
+    # the span nor a value's distance from the first edge overflows.
+    shrink = 2.0 ** -64 if max(abs(float(low)), abs(float(high))) > 2.0 ** 1000 else 1.0
+    first, last = float(low) * shrink, float(high) * shrink
+    if not first < last:
+        margin = max(0.5 * shrink, abs(first) * 2.0 ** -40)
+        first, last = first - margin, last + margin
     scale = bins / (last - first)
     for block in finite_blocks():
         work = block.astype(np.float64)
         work -= mean
         squares += float(np.dot(work, work))
-        if bins:
-            work += mean - first  # in place: each value's place in the histogram's range, in bins
-            work *= scale
+        if bins:  # each value's place in the range, in bins, in the same buffer
+            np.multiply(block, shrink * scale, out=work, dtype=np.float64)  # not in float32: scale may overflow it
+            work -= first * scale
             index = work.astype(np.intp)
-            np.minimum(index, bins - 1, out=index)  # the last edge belongs to the last bin
+            np.clip(index, 0, bins - 1, out=index)  # the last edge belongs to the last bin
             counts += np.bincount(index, minlength=bins)
     cast = float if floats else int
     result.update(
@@ -128,5 +137,6 @@ def array_stats(values, bins: int = 64) -> dict:
         positive_min=None if positive_min is None else cast(positive_min),
         min=cast(low), max=cast(high), mean=float(mean), std=float(np.sqrt(squares / count)))
     if bins:
-        result["histogram"] = {"counts": counts.tolist(), "edges": np.linspace(first, last, bins + 1).tolist()}
+        edges = np.clip(np.linspace(first, last, bins + 1) / shrink, -np.finfo(np.float64).max, np.finfo(np.float64).max)
+        result["histogram"] = {"counts": counts.tolist(), "edges": edges.tolist()}
     return result

@@ -186,3 +186,18 @@ def test_statistics_agree_with_numpy_for_awkward_values(dataserver, data_dir, na
     assert sum(stats["histogram"]["counts"]) == finite.size
     # Binned by one multiply: a value within rounding of an inner edge may sit in the bin beside.
     assert np.abs(np.array(stats["histogram"]["counts"]) - counts).sum() <= 2 * max(1, finite.size // 10_000)
+
+
+@pytest.mark.parametrize("values", [[-1.7976931348623157e308, 0.0, 1.7976931348623157e308], [1e308, 1e308, 1e308]],
+                         ids=["float64's whole range", "one huge value"])
+def test_values_at_float64s_limits_get_statistics_not_a_server_error(dataserver, data_dir, values):
+    with h5py.File(data_dir / "huge.h5", "w") as f:
+        f["v"] = np.array(values)
+    answer = dataserver.get("/data/stats?file=data/huge.h5&path=/v&bins=4")
+    assert answer.status_code == 200, answer.json
+    stats = answer.json
+    assert (stats["min"], stats["max"]) == (min(values), max(values))
+    assert sum(stats["histogram"]["counts"]) == len(values)
+    edges = stats["histogram"]["edges"]
+    assert all(e is not None for e in edges) and edges == sorted(edges)
+    assert edges[0] <= min(values) and max(values) <= edges[-1]
